@@ -1,0 +1,39 @@
+# The two commands of the README: `make book` (every chapter headless, then the metrics
+# table) and `make test`. Each creates .venv and installs the package when needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch on this project's machines; override on a GPU box, e.g.
+# `make book TORCH_SPEC=torch`.
+TORCH_SPEC ?= torch==2.13.0
+CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
+export MPLBACKEND := Agg
+export HF_HUB_OFFLINE := 1
+
+.PHONY: book test sync lab zoo clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+book: $(VENV)/.installed  ## run every chapter headless (tiny profile), then print the metrics table
+	@set -e; for c in $(CHAPTERS); do echo "== $$c"; $(BIN)/python $$c; done
+	$(BIN)/python -m survey_lib.report
+
+test: $(VENV)/.installed  ## the test suite: survey_lib, pairing, every chapter within its bands
+	$(BIN)/python -m pytest
+
+sync: $(VENV)/.installed  ## regenerate each chapter's .ipynb from its hand-edited .py
+	$(BIN)/jupytext --sync $(CHAPTERS)
+
+lab: $(VENV)/.installed  ## open the chapters in JupyterLab
+	$(BIN)/jupyter lab chapters/
+
+zoo: $(VENV)/.installed  ## re-train the tiny model zoo from scratch (a few minutes)
+	$(BIN)/python -m survey_lib.zoo build
+
+clean:
+	rm -rf results chapters/results

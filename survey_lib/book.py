@@ -1,0 +1,128 @@
+"""What every chapter does around its content: parameters, seeds, figures, metrics.
+
+Defined for the foundation; each chapter opens with `chapter = Chapter("NN_slug", globals())`
+right after its parameters cell and ends with `chapter.finish({...})`.
+
+Parameters are overridden by one mechanism, the same for every chapter:
+
+    python chapters/01_rl_basics.py seed=1 bandit_arms=20     # headless, key=value
+    papermill chapters/01_rl_basics.ipynb out.ipynb -p seed 1   # a notebook
+
+Results go to `results/` under the working directory (or `$SURVEY_RESULTS_DIR`):
+`results/NN_slug.json` (headline metrics, parameters, wall time, peak memory) and
+`results/figures/NN_slug-<name>.png`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._checks import check_range
+from .profiles import get_profile
+
+PARAMETER_TYPES = (bool, int, float, str)
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("SURVEY_RESULTS_DIR", "results"))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _in_notebook() -> bool:
+    return "ipykernel" in sys.modules
+
+
+def _parse(name: str, text: str, default):
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"parameter {name} expects true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    try:
+        return type(default)(text)
+    except ValueError:
+        raise ValueError(f"parameter {name} expects {type(default).__name__}, got {text!r}") from None
+
+
+def apply_overrides(namespace: dict, argv: list[str]) -> dict:
+    """Set `key=value` arguments on the parameters already defined in `namespace`.
+
+    Each value is parsed with the type of the parameter's default; an unknown name or a
+    value of the wrong type raises ValueError naming the parameter. Returns the changes.
+    """
+    parameters = {k: v for k, v in namespace.items() if not k.startswith("_") and type(v) in PARAMETER_TYPES}
+    changes = {}
+    for arg in argv:
+        name, sep, text = arg.partition("=")
+        if not sep:
+            raise ValueError(f"expected key=value, got {arg!r}; parameters: {', '.join(parameters)}")
+        if name not in parameters:
+            raise ValueError(f"unknown parameter {name!r}; parameters: {', '.join(parameters)}")
+        changes[name] = _parse(name, text, parameters[name])
+    namespace.update(changes)
+    return changes
+
+
+class Chapter:
+    """A chapter's run: applies overrides, seeds, saves figures, writes metrics.
+
+    Args:
+        slug: "NN_slug", the chapter's file name.
+        namespace: the chapter's `globals()`, holding its parameters (it must define
+            `profile` and `seed`).
+    """
+
+    def __init__(self, slug: str, namespace: dict):
+        self.slug, self.started = slug, time.time()
+        if not _in_notebook():  # in Jupyter, sys.argv belongs to the kernel
+            apply_overrides(namespace, sys.argv[1:])
+        self.profile = get_profile(namespace["profile"])
+        check_range("seed", namespace["seed"], 0)
+        seed_everything(namespace["seed"])
+        self.parameters = {k: v for k, v in namespace.items() if not k.startswith("_") and type(v) in PARAMETER_TYPES}
+
+    def show(self, figure, name: str) -> Path:
+        """Save a matplotlib figure as results/figures/<slug>-<name>.png and display it."""
+        path = results_dir() / "figures" / f"{self.slug}-{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        if _in_notebook():
+            from IPython.display import display
+
+            display(figure)
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        return path
+
+    def finish(self, headline: dict, details: dict | None = None) -> Path:
+        """Write results/<slug>.json: the headline metrics (asserted by the tests),
+        optional details, the parameters, wall time and peak memory."""
+        record = {
+            "chapter": self.slug,
+            "headline": headline,
+            "details": details or {},
+            "parameters": self.parameters,
+            "wall_seconds": round(time.time() - self.started, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+        path = results_dir() / f"{self.slug}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=2, default=float) + "\n")
+        tmp.replace(path)  # atomic: a reader never sees half a file
+        print(json.dumps({"chapter": self.slug, **headline}, default=float))
+        return path

@@ -1,0 +1,147 @@
+"""Loading a causal LM for training: a zoo name, a local path or a Hub id, optionally QLoRA.
+
+Defined for the foundation; every chapter loads its models through `load_model`, usually
+via its profile (`survey_lib.profiles`).
+
+QLoRA (Dettmers et al. 2023, arXiv 2305.14314) freezes a base model quantised to 4-bit
+NormalFloat (NF4, with double quantisation of the quantisation constants) and trains
+low-rank adapters (LoRA, Hu et al. 2021, arXiv 2106.09685) in the compute dtype. The
+returned model and tokenizer plug into TRL's trainers unchanged; under PEFT the reference
+policy of DPO/KTO/GRPO is the same model with its adapter disabled.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+from ._checks import check_choice, check_range, check_type
+from .zoo import ZOO, zoo_path
+
+QUANTIZATIONS = ("none", "nf4")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class HubUnavailableError(OSError):
+    """A Hub model could not be loaded: no network and not in the local cache."""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA adapter settings (passed to `peft.LoraConfig`)."""
+
+    r: int = 16
+    """Rank of each adapter's update B @ A."""
+    alpha: int = 32
+    """Scale: the update is multiplied by alpha / r."""
+    dropout: float = 0.05
+    """Dropout on the adapter's input."""
+    target_modules: str | tuple[str, ...] = "all-linear"
+    """Which linear layers get adapters; "all-linear" is QLoRA's recommendation."""
+
+    def __post_init__(self):
+        check_type("r", self.r, int)
+        check_range("r", self.r, 1)
+        check_range("alpha", self.alpha, 0, low_open=True)
+        check_range("dropout", self.dropout, 0, 1, high_open=True)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How to load a model: precision, quantisation, adapters, device."""
+
+    quantization: str = "none"
+    """"none" (plain weights) or "nf4" (4-bit NormalFloat base, double quantisation)."""
+    dtype: str = "float32"
+    """Weights dtype when not quantised; the compute dtype when quantised."""
+    lora: LoraSettings | None = None
+    """Adapters to add; None trains (or freezes) the full model."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory on large models (used with k-bit training)."""
+    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")
+    """"cpu" or "cuda"."""
+
+    def __post_init__(self):
+        check_choice("quantization", self.quantization, QUANTIZATIONS)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("device", self.device, ("cpu", "cuda"))
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> str:
+    """A zoo name becomes its artifact directory; a local directory stays; "org/model" is a
+    Hub id. Anything else is rejected with the zoo's names."""
+    check_type("name_or_path", name_or_path, (str, os.PathLike))
+    name = os.fspath(name_or_path)
+    if name in ZOO:
+        return str(zoo_path(name))
+    if Path(name).is_dir():
+        return name
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return name
+    raise ValueError(
+        f"unknown model {name!r}: not a zoo name, a local directory or a Hub id ('org/model'); "
+        f"valid zoo names: {', '.join(map(repr, ZOO))}"
+    )
+
+
+def load_model(name_or_path: str | os.PathLike, settings: ModelSettings | None = None, **changes):
+    """Load (model, tokenizer), ready for TRL trainers or survey_lib's own loops.
+
+    Args:
+        name_or_path: a zoo name (e.g. "tiny-text-lm"), a directory saved with
+            `save_pretrained`, or a Hugging Face Hub id (e.g. "Qwen/Qwen2.5-0.5B-Instruct").
+        settings: a `ModelSettings`; keyword `changes` override its fields.
+
+    With quantization="nf4" the linear layers become bitsandbytes `Linear4bit`, the model
+    is prepared for k-bit training, and with `lora` set only the adapters are trainable.
+    """
+    settings = replace(settings or ModelSettings(), **changes)
+    path = resolve_model_path(name_or_path)
+    kwargs: dict = {"dtype": DTYPES[settings.dtype]}
+    if settings.quantization == "nf4":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=DTYPES[settings.dtype],
+        )
+        kwargs["device_map"] = {"": 0} if settings.device == "cuda" else "cpu"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as err:
+        if Path(path).is_dir():
+            raise
+        raise HubUnavailableError(
+            f"could not load {path!r} from the Hugging Face Hub or its local cache ({err.__class__.__name__}: "
+            f"{str(err).splitlines()[0]}). Without network access, use the 'tiny' profile, which runs on the "
+            "embedded zoo (profile = 'tiny'), or pass a local directory saved with save_pretrained."
+        ) from err
+    if settings.quantization == "none":
+        model.to(settings.device)
+    if tokenizer.pad_token is None:  # e.g. Llama: padding reuses end-of-sequence
+        tokenizer.pad_token = tokenizer.eos_token
+    if settings.quantization == "nf4":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.gradient_checkpointing)
+    elif settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if settings.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = settings.lora
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=list(lora.target_modules) if isinstance(lora.target_modules, tuple) else lora.target_modules,
+                task_type="CAUSAL_LM",
+            ),
+        )
+    return model, tokenizer

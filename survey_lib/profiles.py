@@ -1,0 +1,72 @@
+"""Profiles: one chapter, three scales (DESIGN section 4).
+
+Defined for the foundation; every chapter's parameters cell names a profile and reads its
+models from it:
+
+| profile | where            | models                          | precision                |
+|---------|------------------|---------------------------------|--------------------------|
+| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)      | fp32, full fine-tuning   |
+| colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct           | QLoRA, fp16 compute      |
+| gpu     | an A100 / H100   | Qwen2.5-7B-Instruct             | QLoRA, bf16 compute      |
+
+(A T4 has no bf16, hence fp16 compute on `colab`.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._checks import check_choice
+from .models import LoraSettings, ModelSettings, load_model
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Which models a chapter loads, and how."""
+
+    name: str
+    text_model: str
+    """The policy for the text world: a zoo name or a Hub id."""
+    arithmetic_model: str
+    """The policy for the verifiable-reward task."""
+    settings: ModelSettings
+    """Precision, quantisation and adapters."""
+    description: str
+
+    def load(self, which: str = "text", **changes):
+        """(model, tokenizer) for the "text" or "arithmetic" policy under this profile."""
+        check_choice("which", which, ("text", "arithmetic"))
+        return load_model(self.text_model if which == "text" else self.arithmetic_model, self.settings, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            "tiny",
+            "tiny-text-lm",
+            "tiny-arith-lm",
+            ModelSettings(quantization="none", dtype="float32", device="cpu"),
+            "CPU, offline: the embedded world and the tiny zoo, fp32 (the default)",
+        ),
+        Profile(
+            "colab",
+            "Qwen/Qwen2.5-0.5B-Instruct",
+            "Qwen/Qwen2.5-0.5B-Instruct",
+            ModelSettings(quantization="nf4", dtype="float16", lora=LoraSettings(), gradient_checkpointing=True, device="cuda"),
+            "a Colab T4: QLoRA (NF4 base, LoRA adapters) with fp16 compute",
+        ),
+        Profile(
+            "gpu",
+            "Qwen/Qwen2.5-7B-Instruct",
+            "Qwen/Qwen2.5-7B-Instruct",
+            ModelSettings(quantization="nf4", dtype="bfloat16", lora=LoraSettings(), gradient_checkpointing=True, device="cuda"),
+            "an A100/H100: QLoRA (NF4 base, LoRA adapters) with bf16 compute",
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called `name`; an unknown name lists the valid ones."""
+    check_choice("profile", name, PROFILES)
+    return PROFILES[name]

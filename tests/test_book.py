@@ -1,0 +1,46 @@
+import json
+
+import matplotlib.pyplot as plt
+import pytest
+
+from survey_lib import report
+from survey_lib.book import Chapter, apply_overrides
+
+
+def test_overrides_parse_with_the_defaults_type():
+    ns = {"seed": 0, "beta": 0.5, "profile": "tiny", "plot": True, "np": object()}
+    changes = apply_overrides(ns, ["seed=3", "beta=0.1", "profile=colab", "plot=false"])
+    assert changes == {"seed": 3, "beta": 0.1, "profile": "colab", "plot": False}
+    assert ns["seed"] == 3 and isinstance(ns["beta"], float)
+
+
+@pytest.mark.parametrize(
+    "arg, match",
+    [("seeds=3", "unknown parameter 'seeds'"), ("seed=abc", "parameter seed expects int"), ("seed", "expected key=value"), ("plot=maybe", "true or false"), ("np=1", "unknown parameter 'np'")],
+)
+def test_bad_overrides_name_the_parameter(arg, match):
+    with pytest.raises(ValueError, match=match):
+        apply_overrides({"seed": 0, "plot": True, "np": object()}, [arg])
+
+
+def test_chapter_writes_metrics_figures_and_the_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("SURVEY_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["01_demo.py", "seed=2"])
+    ns = {"profile": "tiny", "seed": 0, "steps": 10}
+    chapter = Chapter("01_demo", ns)
+    assert ns["seed"] == 2 and chapter.parameters == {"profile": "tiny", "seed": 2, "steps": 10}
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    assert chapter.show(fig, "line").exists()
+    record = json.loads(chapter.finish({"kl_end": 0.01}).read_text())
+    assert record["headline"] == {"kl_end": 0.01} and record["peak_rss_mb"] > 0 and record["wall_seconds"] >= 0
+    table = report.summary_table()
+    assert "01_demo" in table and "kl_end = 0.01" in table
+
+
+def test_chapter_rejects_unknown_profile_and_bad_seed(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["x.py"])
+    with pytest.raises(ValueError, match="'tiny', 'colab', 'gpu'"):
+        Chapter("01_demo", {"profile": "huge", "seed": 0})
+    with pytest.raises(ValueError, match="seed"):
+        Chapter("01_demo", {"profile": "tiny", "seed": -1})
