@@ -94,7 +94,7 @@ class Chapter:
         seed_everything(namespace["seed"])
         self.parameters = {k: v for k, v in namespace.items() if not k.startswith("_") and type(v) in PARAMETER_TYPES}
 
-    def show(self, figure, name: str) -> Path:
+    def show(self, figure, name: str) -> None:
         """Save a matplotlib figure as results/figures/<slug>-<name>.png and display it."""
         path = results_dir() / "figures" / f"{self.slug}-{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,9 +106,8 @@ class Chapter:
         import matplotlib.pyplot as plt
 
         plt.close(figure)
-        return path
 
-    def finish(self, headline: dict, details: dict | None = None) -> Path:
+    def finish(self, headline: dict, details: dict | None = None) -> None:
         """Write results/<slug>.json: the headline metrics (asserted by the tests),
         optional details, the parameters, wall time and peak memory."""
         record = {
@@ -125,4 +124,3 @@ class Chapter:
         tmp.write_text(json.dumps(record, indent=2, default=float) + "\n")
         tmp.replace(path)  # atomic: a reader never sees half a file
         print(json.dumps({"chapter": self.slug, **headline}, default=float))
-        return path

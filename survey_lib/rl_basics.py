@@ -80,6 +80,18 @@ def gradient_variance(grads: np.ndarray) -> float:
     return float(grads.var(axis=0).sum())
 
 
+def exact_gradient_variance(bandit: Bandit, logits: np.ndarray, baseline: bool) -> float:
+    """The total variance of `reinforce_gradients`' single-pull estimate, in closed form.
+
+    With g = (r - b)(e_a - pi): E||g||^2 = sum_a pi_a ((mu_a - b)^2 + sigma^2) ||e_a - pi||^2,
+    where ||e_a - pi||^2 = 1 - 2 pi_a + sum_k pi_k^2, and E[g] = pi * (mu - V).
+    """
+    pi, mu = softmax(logits), bandit.means
+    b = pi @ mu if baseline else 0.0
+    second_moment = pi @ (((mu - b) ** 2 + bandit.reward_noise**2) * (1 - 2 * pi + pi @ pi))
+    return float(second_moment - np.sum((pi * (mu - pi @ mu)) ** 2))
+
+
 def train_bandit(
     bandit: Bandit, baseline: bool, steps: int, lr: float, batch: int, rng: np.random.Generator
 ) -> np.ndarray:

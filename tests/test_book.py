@@ -31,8 +31,10 @@ def test_chapter_writes_metrics_figures_and_the_report(tmp_path, monkeypatch):
     assert ns["seed"] == 2 and chapter.parameters == {"profile": "tiny", "seed": 2, "steps": 10}
     fig, ax = plt.subplots()
     ax.plot([1, 2])
-    assert chapter.show(fig, "line").exists()
-    record = json.loads(chapter.finish({"kl_end": 0.01}).read_text())
+    chapter.show(fig, "line")
+    assert (tmp_path / "figures" / "01_demo-line.png").exists()
+    chapter.finish({"kl_end": 0.01})
+    record = json.loads((tmp_path / "01_demo.json").read_text())
     assert record["headline"] == {"kl_end": 0.01} and record["peak_rss_mb"] > 0 and record["wall_seconds"] >= 0
     table = report.summary_table()
     assert "01_demo" in table and "kl_end = 0.01" in table

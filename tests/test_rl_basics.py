@@ -6,6 +6,7 @@ from survey_lib.rl_basics import (
     Bandit,
     PolicyGradientConfig,
     clipped_surrogate,
+    exact_gradient_variance,
     gradient_variance,
     reinforce_gradients,
     softmax,
@@ -27,6 +28,14 @@ def test_reinforce_is_unbiased(baseline):
     logits = np.array([0.5, -0.2, 0.0, 1.0, -1.0])
     grads = reinforce_gradients(bandit, logits, 400_000, baseline, np.random.default_rng(0))
     assert np.allclose(grads.mean(0), exact_bandit_gradient(bandit, logits), atol=0.02)
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_variance_matches_its_closed_form(baseline):
+    bandit = Bandit(n_arms=4, reward_offset=2.0, reward_noise=0.5, seed=3)
+    logits = np.array([0.3, -0.4, 1.0, 0.0])
+    mc = gradient_variance(reinforce_gradients(bandit, logits, 400_000, baseline, np.random.default_rng(1)))
+    assert mc == pytest.approx(exact_gradient_variance(bandit, logits, baseline), rel=0.02)
 
 
 def test_baseline_reduces_variance_more_as_offset_grows():
