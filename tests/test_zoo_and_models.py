@@ -2,6 +2,7 @@ import hashlib
 import json
 
 import bitsandbytes as bnb
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -79,8 +80,6 @@ def test_text_model_writes_the_world_fluently(world):
 def test_arithmetic_model_is_partly_right():
     model, tok = load_model("tiny-arith-lm")
     task = ArithmeticTask()
-    import numpy as np
-
     prompts = [task.prompt(a, b) for a, b in task.sample_problems(300, np.random.default_rng(5))]
     accuracy = task.verify(prompts, sample_completions(model, tok, prompts, max_new_tokens=5, seed=0)).mean()
     assert 0.4 < accuracy < 0.8  # room for RL to improve it (chapter 09)

@@ -193,7 +193,8 @@ def build(name: str, out_dir: Path | None = None, steps: int | None = None, prog
         torch.set_num_threads(threads)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:  # same filesystem: rename works
         # write into a temporary directory, then swap it in: a crash never leaves half a model
         tmp = Path(tmp) / name
         model.save_pretrained(tmp)
@@ -212,7 +213,6 @@ def build(name: str, out_dir: Path | None = None, steps: int | None = None, prog
             "build_seconds": round(time.time() - started, 1),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
