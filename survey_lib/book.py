@@ -109,7 +109,8 @@ class Chapter:
 
     def finish(self, headline: dict, details: dict | None = None) -> None:
         """Write results/<slug>.json: the headline metrics (asserted by the tests),
-        optional details, the parameters, wall time and peak memory."""
+        optional details, the parameters, the wall time since this Chapter was created
+        (imports before it excluded: tests time the whole process) and peak memory."""
         record = {
             "chapter": self.slug,
             "headline": headline,

@@ -2,7 +2,7 @@
 
 Defined for the foundation; the main job (`make book`) runs it after the chapters.
 Reads results/*.json (see `survey_lib.book`) and prints a Markdown table, also written to
-results/SUMMARY.md.
+results/SUMMARY.md. "wall s" runs from each chapter's `Chapter(...)` cell to its end.
 """
 from __future__ import annotations
 
