@@ -16,12 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, BitsAndBytesConfig
+from transformers.utils import logging as hf_logging
 
 from ._checks import check_choice, check_range, check_type
 from .zoo import ZOO, zoo_path
 
 QUANTIZATIONS = ("none", "nf4")
+HEADS = {"causal-lm": (AutoModelForCausalLM, "CAUSAL_LM"), "reward": (AutoModelForSequenceClassification, "SEQ_CLS")}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -87,20 +89,30 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     )
 
 
-def load_model(name_or_path: str | os.PathLike, settings: ModelSettings | None = None, **changes):
+def load_model(
+    name_or_path: str | os.PathLike, settings: ModelSettings | None = None, *, head: str = "causal-lm", **changes
+):
     """Load (model, tokenizer), ready for TRL trainers or survey_lib's own loops.
 
     Args:
         name_or_path: a zoo name (e.g. "tiny-text-lm"), a directory saved with
             `save_pretrained`, or a Hugging Face Hub id (e.g. "Qwen/Qwen2.5-0.5B-Instruct").
         settings: a `ModelSettings`; keyword `changes` override its fields.
+        head: "causal-lm" (a policy) or "reward" (the same trunk with a scalar head, as
+            TRL's `RewardTrainer` builds it; chapter 03). A causal-LM checkpoint loaded
+            with the reward head gets a freshly initialised head.
 
     With quantization="nf4" the linear layers become bitsandbytes `Linear4bit`, the model
-    is prepared for k-bit training, and with `lora` set only the adapters are trainable.
+    is prepared for k-bit training, and with `lora` set only the adapters are trainable
+    (plus, for the reward head, the head itself).
     """
+    check_choice("head", head, HEADS)
+    auto_class, task_type = HEADS[head]
     settings = replace(settings or ModelSettings(), **changes)
     path = resolve_model_path(name_or_path)
     kwargs: dict = {"dtype": DTYPES[settings.dtype]}
+    if head == "reward":
+        kwargs["num_labels"] = 1
     if settings.quantization == "nf4":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
@@ -111,7 +123,13 @@ def load_model(name_or_path: str | os.PathLike, settings: ModelSettings | None =
         kwargs["device_map"] = {"": 0} if settings.device == "cuda" else "cpu"
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        verbosity = hf_logging.get_verbosity()
+        if head == "reward":  # the report that the new head is "missing" is expected
+            hf_logging.set_verbosity_error()
+        try:
+            model = auto_class.from_pretrained(path, **kwargs)
+        finally:
+            hf_logging.set_verbosity(verbosity)
     except OSError as err:
         if Path(path).is_dir():
             raise
@@ -124,6 +142,8 @@ def load_model(name_or_path: str | os.PathLike, settings: ModelSettings | None =
         model.to(settings.device)
     if tokenizer.pad_token is None:  # e.g. Llama: padding reuses end-of-sequence
         tokenizer.pad_token = tokenizer.eos_token
+    if head == "reward":  # the scalar head reads the last non-padding token
+        model.config.pad_token_id = tokenizer.pad_token_id
     if settings.quantization == "nf4":
         from peft import prepare_model_for_kbit_training
 
@@ -141,7 +161,7 @@ def load_model(name_or_path: str | os.PathLike, settings: ModelSettings | None =
                 lora_alpha=lora.alpha,
                 lora_dropout=lora.dropout,
                 target_modules=list(lora.target_modules) if isinstance(lora.target_modules, tuple) else lora.target_modules,
-                task_type="CAUSAL_LM",
+                task_type=task_type,
             ),
         )
     return model, tokenizer

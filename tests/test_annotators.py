@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators, gold_agreement
+from survey_lib.world.annotators import LLAMA2_MARGIN, AnnotatorConfig, SimulatedAnnotators, gold_agreement
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,23 @@ def test_rows_are_in_trl_preference_format(world, pairs):
     rows = labels.to_rows(prompts, first, second)
     assert set(rows[0]) == {"prompt", "chosen", "rejected", "annotator"}
     for row, a, b, won in zip(rows, first, second, labels.first_preferred):
-        assert (row["chosen"], row["rejected"]) == ((a, b) if won else (b, a))
+        # a leading space: prompt + chosen is the full text, as TRL's trainers join them
+        assert (row["chosen"], row["rejected"]) == ((" " + a, " " + b) if won else (" " + b, " " + a))
+        assert (row["prompt"] + row["chosen"]).split() == row["prompt"].split() + row["chosen"].split()
+
+
+def test_ratings_follow_confidence_and_give_llama2_margins(world, pairs):
+    prompts, first, second = pairs
+    annotators = SimulatedAnnotators(world, AnnotatorConfig(flip_rate=0.1))
+    labels = annotators.label(prompts, first, second)
+    judged = annotators.probability_first(prompts, first, second, labels.annotator, careless=False)
+    confidence = np.abs(judged - 0.5)
+    # a higher rating always means a more confident annotator (before any careless flip)
+    for low, high in zip(range(3), range(1, 4)):
+        assert confidence[labels.rating == low].max() < confidence[labels.rating == high].min()
+    rows = labels.to_rows(prompts, first, second, margin=True)
+    assert [r["margin"] for r in rows] == [LLAMA2_MARGIN[k] for k in labels.rating]
+    assert set(np.unique(labels.rating)) == {0, 1, 2, 3}
 
 
 @pytest.mark.parametrize("field, value", [("flip_rate", 0.7), ("temperature", 0.0), ("n_annotators", 0), ("disagreement", -1.0)])

@@ -28,7 +28,32 @@ def check_01_rl_basics(m):
         assert m[f"{method}_kl_end"] < m[f"{method}_kl_start"] / 10
 
 
-CHECKS = {"01_rl_basics": (check_01_rl_basics, 60)}  # slug -> (bands, wall-time budget in s)
+def check_03_reward_models(m):
+    # held-out accuracy against gold rises with N, for clean and noisy labels; steps may dip
+    # by the evaluation's noise (1,000 pairs: standard error about 0.011)
+    for curve in (m["accuracy_vs_n"], m["accuracy_vs_n_noisy"]):
+        acc = list(curve.values())
+        assert all(b > a - 0.03 for a, b in zip(acc, acc[1:])), curve
+        assert acc[-1] > acc[0] + 0.05, curve
+    clean, noisy = list(m["accuracy_vs_n"].values())[-1], list(m["accuracy_vs_n_noisy"].values())[-1]
+    assert 0.8 < clean and noisy < clean  # label noise lowers the curve
+    # the RM reaches a single annotator's agreement on clean labels and beats careless ones
+    assert clean > m["annotator_agreement"] - 0.03 and noisy > m["annotator_agreement_noisy"] + 0.05
+    # categories: easy nearly solved, near-ties near chance, out-of-distribution worse
+    cat = m["category_accuracy"]
+    assert cat["easy"] > 0.95 and 0.4 < cat["hard"] < 0.7 and cat["ood"] < cat["held_out"] - 0.03
+    # calibrated on clean labels; noisy labels cost calibration
+    assert m["ece"] < 0.15 and m["ece_noisy"] > m["ece"]
+    # the annotators' length bias flips length-adversarial pairs; both mitigations help,
+    # length-balanced curation most
+    la = m["length_adversarial_accuracy"]
+    biased = la["length-biased annotators"]
+    assert la["unbiased annotators"] > 0.75 and biased < 0.5
+    assert la["biased + OffsetBias"] > biased
+    assert la["biased, length-balanced"] > biased + 0.2
+
+
+CHECKS = {"01_rl_basics": (check_01_rl_basics, 60), "03_reward_models": (check_03_reward_models, 120)}  # slug -> (bands, wall-time budget in s)
 PEAK_RSS_MB = 1536
 
 

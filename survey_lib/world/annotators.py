@@ -11,6 +11,11 @@ second) by the Bradley-Terry model (Bradley & Terry 1952; as in InstructGPT, 220
     P(a > b) = sigmoid((u_j(a) - u_j(b)) / temperature + position_bias)
 
 and with probability `flip_rate` the click lands on the other response (careless labels).
+
+Like Llama 2's annotators (2307.09288, section 3.2.1) each also rates how much better the
+winner is, on four levels read from their own confidence |P(a > b) - 1/2| before any
+flip; `to_rows(..., margin=True)` turns the rating into Llama 2's margin m(r) for the
+reward model's loss -log sigmoid(r_chosen - r_rejected - m(r)).
 """
 from __future__ import annotations
 
@@ -52,20 +57,38 @@ class AnnotatorConfig:
         check_range("position_bias", self.position_bias)
 
 
+RATINGS = ("negligibly better", "slightly better", "better", "significantly better")
+RATING_CONFIDENCE = (0.1, 0.25, 0.4)
+"""Lower edges of |P(a > b) - 1/2| for the 2nd, 3rd and 4th rating."""
+LLAMA2_MARGIN = (0.0, 1 / 3, 2 / 3, 1.0)
+"""Llama 2's "small" margin per rating (2307.09288, Table 28)."""
+
+
 @dataclass
 class PreferenceLabels:
-    """Labels for pairs (a, b): `first_preferred[i]` is True when a_i won."""
+    """Labels for pairs (a, b): `first_preferred[i]` is True when a_i won; `rating[i]`
+    indexes `RATINGS`."""
 
     first_preferred: np.ndarray
     annotator: np.ndarray
     probability_first: np.ndarray
+    rating: np.ndarray
 
-    def to_rows(self, prompts, first, second) -> list[dict]:
-        """Rows in TRL's standard preference format (prompt / chosen / rejected)."""
-        return [
-            {"prompt": p, "chosen": a if won else b, "rejected": b if won else a, "annotator": int(j)}
+    def to_rows(self, prompts, first, second, *, margin: bool = False) -> list[dict]:
+        """Rows in TRL's standard preference format (prompt / chosen / rejected).
+
+        Completions get a leading space, so that `prompt + chosen` is the full text, as
+        TRL's trainers build it. With `margin`, each row carries Llama 2's margin for its
+        rating, which TRL's `RewardTrainer` and `survey_lib.reward_models` subtract.
+        """
+        rows = [
+            {"prompt": p, "chosen": " " + (a if won else b), "rejected": " " + (b if won else a), "annotator": int(j)}
             for p, a, b, won, j in zip(prompts, first, second, self.first_preferred, self.annotator)
         ]
+        if margin:
+            for row, r in zip(rows, self.rating):
+                row["margin"] = LLAMA2_MARGIN[r]
+        return rows
 
 
 class SimulatedAnnotators:
@@ -93,8 +116,9 @@ class SimulatedAnnotators:
         lengths = np.array([len(c.split()) for c in continuations], dtype=np.float64)
         return reward + self.config.length_bias * lengths
 
-    def probability_first(self, prompts, first, second, annotators: np.ndarray) -> np.ndarray:
-        """P(first preferred) for each pair under the given annotators."""
+    def probability_first(self, prompts, first, second, annotators: np.ndarray, *, careless: bool = True) -> np.ndarray:
+        """P(first preferred) for each pair under the given annotators (with `careless`,
+        including the flip rate)."""
         cfg = self.config
         p = np.empty(len(prompts))
         for j in np.unique(annotators):
@@ -102,7 +126,7 @@ class SimulatedAnnotators:
             sub = lambda xs: [xs[i] for i in idx]  # noqa: E731
             diff = self.utility(sub(prompts), sub(first), j) - self.utility(sub(prompts), sub(second), j)
             p[idx] = 1 / (1 + np.exp(-(diff / cfg.temperature + cfg.position_bias)))
-        return (1 - cfg.flip_rate) * p + cfg.flip_rate * (1 - p)
+        return (1 - cfg.flip_rate) * p + cfg.flip_rate * (1 - p) if careless else p
 
     def label(self, prompts, first, second, rng: np.random.Generator | None = None) -> PreferenceLabels:
         """Draw one label per pair, each from an annotator chosen uniformly from the pool."""
@@ -110,8 +134,11 @@ class SimulatedAnnotators:
             raise ValueError(f"prompts, first and second differ in length: {len(prompts)}, {len(first)}, {len(second)}")
         rng = rng or self._rng
         annotators = rng.integers(self.config.n_annotators, size=len(prompts))
-        p = self.probability_first(prompts, first, second, annotators)
-        return PreferenceLabels(rng.random(len(prompts)) < p, annotators, p)
+        judged = self.probability_first(prompts, first, second, annotators, careless=False)
+        flip = self.config.flip_rate
+        p = (1 - flip) * judged + flip * (1 - judged)
+        rating = np.searchsorted(RATING_CONFIDENCE, np.abs(judged - 0.5), side="right")
+        return PreferenceLabels(rng.random(len(prompts)) < p, annotators, p, rating)
 
 
 def gold_agreement(world: TextWorld, prompts, first, second, labels: PreferenceLabels) -> float:

@@ -1,0 +1,276 @@
+"""Bradley-Terry reward models: training, scoring, ensembles.
+
+Defined for chapter 03 (RLHF I: reward models from human feedback, survey section 4.1);
+chapters 04-06 use `RewardModel` and `RewardEnsemble` as their proxy reward.
+
+A reward model r_phi(x, y) is the policy's trunk with a scalar head on the last token
+(InstructGPT, Ouyang et al. 2022, arXiv 2203.02155, section 3.5). Given a prompt x and a
+preferred response y_c over y_r, the Bradley-Terry model says
+P(y_c > y_r | x) = sigmoid(r(x, y_c) - r(x, y_r)), and the reward model minimises
+
+    L(phi) = -E[ log sigmoid( r_phi(x, y_c) - r_phi(x, y_r) - m ) ]
+
+where m = 0, or Llama 2's margin m(rating) that asks for a larger gap between responses
+the annotator rated as clearly different (Touvron et al. 2023, arXiv 2307.09288, eq. 2).
+This is TRL's `RewardTrainer` loss; `tests/test_reward_models.py` checks both agree.
+
+Sequences: a plain-text prompt and completion are tokenized separately and joined, with
+the end-of-sequence token appended (as the policy generated them, and as TRL's trainers
+do); a conversation goes through the tokenizer's chat template. A sequence longer than
+`max_length` keeps its last `max_length` tokens, where the score is read (the start of
+the prompt is cut); such rows are counted and named in a warning, never dropped.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ._checks import check_range, check_type
+from .checkpoints import resume_checkpoint, save_checkpoint
+from .preference_data import PreferenceDataError, validate_preference_rows
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
+    """-mean log sigmoid(r_chosen - r_rejected - margin): InstructGPT's reward-model loss
+    (2203.02155, eq. 1), with Llama 2's margin (2307.09288, eq. 2). Chapter 03."""
+    if chosen.shape != rejected.shape:
+        raise ValueError(f"chosen and rejected rewards differ in shape: {tuple(chosen.shape)} vs {tuple(rejected.shape)}")
+    gap = chosen - rejected
+    if margin is not None:
+        gap = gap - margin
+    return -F.logsigmoid(gap).mean()
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Hyper-parameters of `train_reward_model` (names follow TRL's `RewardConfig`)."""
+
+    learning_rate: float = 1e-3
+    """AdamW step size; 1e-3 suits the zoo's full fine-tuning, ~1e-4 QLoRA adapters."""
+    epochs: int = 2
+    """Passes over the comparisons (InstructGPT trains its RM for a single epoch, to avoid over-fitting)."""
+    min_steps: int = 0
+    """Train at least this many steps, repeating the data: small data sets converge too."""
+    batch_size: int = 32
+    """Comparisons per step (each step scores 2 x batch_size sequences)."""
+    max_length: int = 1024
+    """Longest sequence in tokens (capped by the model's positions); longer ones keep their end."""
+    center_rewards_coefficient: float = 0.0
+    """Weight of mean((r_c + r_r)^2), which centres rewards near 0 (Eisenstein et al. 2023, 2312.09244)."""
+    weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
+    seed: int = 0
+    """Fixes the data order (the head's initial weights come from the caller's seed)."""
+    output_dir: str | None = None
+    """Where checkpoints go; a run whose directory holds one resumes from it. None: no checkpoints."""
+    save_steps: int = 200
+    """Write a checkpoint every this many steps (and at the end)."""
+
+    def __post_init__(self):
+        check_range("learning_rate", self.learning_rate, 0, low_open=True)
+        for name in ("epochs", "min_steps", "batch_size", "max_length", "save_steps", "seed"):
+            check_type(name, getattr(self, name), int)
+        check_range("epochs", self.epochs, 1)
+        check_range("min_steps", self.min_steps, 0)
+        check_range("batch_size", self.batch_size, 1)
+        check_range("max_length", self.max_length, 2)
+        check_range("save_steps", self.save_steps, 1)
+        check_range("center_rewards_coefficient", self.center_rewards_coefficient, 0)
+        check_range("weight_decay", self.weight_decay, 0)
+
+
+def encode(tokenizer, prompt, completion) -> list[int]:
+    """Token ids of prompt + completion as a reward model reads them (see the module docstring)."""
+    if isinstance(prompt, list):
+        return list(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)["input_ids"])
+    ids = tokenizer(prompt)["input_ids"] + tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def _model_max_length(model, max_length: int) -> int:
+    positions = getattr(model.config, "max_position_embeddings", None)
+    return min(max_length, positions) if positions else max_length
+
+
+def _truncate(sequences: list[list[int]], max_length: int, what: str) -> list[list[int]]:
+    long = [i for i, s in enumerate(sequences) if len(s) > max_length]
+    if long:
+        warnings.warn(
+            f"{len(long)} {what} longer than {max_length} tokens keep their last {max_length} tokens "
+            f"(rows {long[:10]}{' ...' if len(long) > 10 else ''})",
+            stacklevel=3,
+        )
+    return [s[-max_length:] for s in sequences]
+
+
+def _pad(sequences: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
+    """Right-pad: the head reads the last non-padding token, and positions start at 0."""
+    width = max(map(len, sequences))
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+class RewardModel:
+    """A scalar reward r(x, y) from a model with a sequence-classification head (chapter 03).
+
+    Call it like a reward function: `reward_model(prompts, completions)` returns a NumPy
+    array, one score per pair, for plain strings or conversations.
+    """
+
+    def __init__(self, model, tokenizer, *, max_length: int = 1024, history: list | None = None):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_length = _model_max_length(model, max_length)
+        self.history = history or []
+        """Per-step training records: loss, accuracy (chosen scored above rejected)."""
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, settings=None, **changes) -> RewardModel:
+        """Load a reward model (a zoo LM gets a fresh head; a Hub id loads in 4-bit with
+        LoRA under the GPU profiles' `settings`)."""
+        from .models import load_model
+
+        model, tokenizer = load_model(name_or_path, settings, head="reward", **changes)
+        return cls(model, tokenizer)
+
+    def forward(self, sequences: list[list[int]]) -> torch.Tensor:
+        """Scores of already-encoded sequences, with gradients if enabled."""
+        return self.model(**_pad(sequences, self.tokenizer.pad_token_id, self.model.device)).logits[:, 0]
+
+    @torch.no_grad()
+    def score(self, prompts: list, completions: list, *, batch_size: int = 256) -> np.ndarray:
+        """r(x, y) for each (prompt, completion); raises naming the rows whose score is NaN or inf."""
+        check_type("prompts", prompts, list)
+        check_type("completions", completions, list)
+        if len(prompts) != len(completions):
+            raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
+        for i, c in enumerate(completions):
+            if not isinstance(c, (str, list)):
+                raise TypeError(f"completion {i} must be a string or a list of messages, got {type(c).__name__}")
+        sequences = _truncate([encode(self.tokenizer, p, c) for p, c in zip(prompts, completions)], self.max_length, "sequences")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            scores = torch.cat([self.forward(sequences[i : i + batch_size]).float() for i in range(0, len(sequences), batch_size)])
+        finally:
+            self.model.train(was_training)
+        scores = scores.cpu().numpy().astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if bad.size:
+            raise FloatingPointError(
+                f"the reward model returned non-finite scores for rows {bad[:10].tolist()} (of {len(scores)}); "
+                "check its weights, or use a wider dtype than float16"
+            )
+        return scores
+
+    __call__ = score
+
+    def score_rows(self, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """(r(x, chosen), r(x, rejected)) for preference rows."""
+        rows = validate_preference_rows(rows)
+        prompts = [r["prompt"] for r in rows]
+        return self.score(prompts, [r["chosen"] for r in rows]), self.score(prompts, [r["rejected"] for r in rows])
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+
+class RewardEnsemble:
+    """K reward models scored together: the mean is the reward, the spread its uncertainty
+    (Coste et al. 2023, arXiv 2310.02743; Eisenstein et al. 2023, arXiv 2312.09244).
+    Chapter 03 measures the spread in and out of distribution; chapter 06 builds on it."""
+
+    def __init__(self, members: list):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = list(members)
+
+    def member_scores(self, prompts: list, completions: list) -> np.ndarray:
+        """Shape (K, n): every member's scores."""
+        return np.stack([m(prompts, completions) for m in self.members])
+
+    def mean_and_std(self, prompts: list, completions: list) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.member_scores(prompts, completions)
+        return scores.mean(0), scores.std(0)
+
+    def score(self, prompts: list, completions: list) -> np.ndarray:
+        return self.member_scores(prompts, completions).mean(0)
+
+    __call__ = score
+
+
+def _margins(rows: list[dict]) -> torch.Tensor | None:
+    has = ["margin" in r for r in rows]
+    if not any(has):
+        return None
+    if not all(has):
+        raise PreferenceDataError(f"row {has.index(False)} has no 'margin' but row {has.index(True)} has one; give all or none")
+    return torch.tensor([float(r["margin"]) for r in rows])
+
+
+def train_reward_model(model, tokenizer, rows: list[dict], config: RewardConfig | None = None, *, progress: bool = False) -> RewardModel:
+    """Fit a Bradley-Terry reward model on preference rows (chapter 03).
+
+    Args:
+        model: a sequence-classification model with one label, e.g. from
+            `load_model(name, head="reward")` (on a GPU profile: a 4-bit base with LoRA).
+        tokenizer: its tokenizer.
+        rows: TRL-format preference rows (see `survey_lib.preference_data`); with a
+            "margin" field on every row, Llama 2's margin loss is used, as TRL does.
+        config: a `RewardConfig`.
+
+    Returns a `RewardModel` whose `history` holds each step's loss and accuracy.
+    """
+    config = config or RewardConfig()
+    rows = validate_preference_rows(rows)
+    margins = _margins(rows)
+    max_length = _model_max_length(model, config.max_length)
+    chosen = _truncate([encode(tokenizer, r["prompt"], r["chosen"]) for r in rows], max_length, "chosen sequences")
+    rejected = _truncate([encode(tokenizer, r["prompt"], r["rejected"]) for r in rows], max_length, "rejected sequences")
+    reward_model = RewardModel(model, tokenizer, max_length=max_length)
+
+    n, batch = len(rows), min(config.batch_size, len(rows))
+    steps_per_epoch = math.ceil(n / batch)
+    total_steps = max(config.epochs * steps_per_epoch, config.min_steps)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    settings = {k: v for k, v in asdict(config).items() if k not in ("output_dir", "save_steps")}
+    fingerprint = hashlib.sha256(repr((chosen, rejected, margins, settings)).encode()).hexdigest()[:16]
+    start, history = resume_checkpoint(config.output_dir, model, optimizer, fingerprint)
+
+    model.train()
+    for step in tqdm(range(start, total_steps), desc="reward model", disable=not progress, initial=start, total=total_steps):
+        epoch, k = divmod(step, steps_per_epoch)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        index = order[k * batch : (k + 1) * batch].tolist()
+        scores = reward_model.forward([chosen[i] for i in index] + [rejected[i] for i in index]).float()
+        r_chosen, r_rejected = scores[: len(index)], scores[len(index) :]
+        loss = bradley_terry_loss(r_chosen, r_rejected, None if margins is None else margins[index].to(scores.device))
+        if config.center_rewards_coefficient:
+            loss = loss + config.center_rewards_coefficient * ((r_chosen + r_rejected) ** 2).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at step {step} on rows {index[:10]}; lower learning_rate")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append({"step": step, "loss": loss.item(), "accuracy": (r_chosen > r_rejected).float().mean().item()})
+        if config.output_dir and ((step + 1) % config.save_steps == 0 or step + 1 == total_steps):
+            save_checkpoint(config.output_dir, model, optimizer, step + 1, history, fingerprint)
+    model.eval()
+    reward_model.history = history
+    return reward_model

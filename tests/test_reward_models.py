@@ -1,0 +1,184 @@
+import math
+from dataclasses import replace
+
+import bitsandbytes as bnb
+import numpy as np
+import pytest
+import torch
+
+from survey_lib import reward_models
+from survey_lib.models import LoraSettings, ModelSettings, load_model
+from survey_lib.preference_data import PreferenceDataError
+from survey_lib.reward_models import RewardConfig, RewardEnsemble, RewardModel, bradley_terry_loss, encode, train_reward_model
+from survey_lib.world.text import NEGATIVE, POSITIVE
+
+# a task the tiny model can learn in a few dozen steps: praise beats criticism
+ROWS = [
+    {"prompt": p, "chosen": f" was {good} .", "rejected": f" was {bad} ."}
+    for p in ("the movie", "the plot", "the music", "this film")
+    for good, bad in zip(POSITIVE, NEGATIVE)
+]
+FAST = RewardConfig(epochs=1, min_steps=40, batch_size=8, learning_rate=3e-3)
+
+
+def reward_head(seed=0):
+    torch.manual_seed(seed)
+    return load_model("tiny-text-lm", head="reward")
+
+
+def test_bradley_terry_loss_closed_form_and_gradient():
+    chosen = torch.tensor([2.0, 0.0, -1.0], requires_grad=True)
+    rejected = torch.tensor([1.0, 0.5, -1.0])
+    loss = bradley_terry_loss(chosen, rejected)
+    expected = np.mean([math.log1p(math.exp(-1.0)), math.log1p(math.exp(0.5)), math.log(2)])
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    # d/dr_c of -log sigmoid(r_c - r_r) / n is -sigmoid(r_r - r_c) / n: chosen goes up
+    gap = (chosen - rejected).detach()
+    assert torch.allclose(chosen.grad, -torch.sigmoid(-gap) / 3)
+    with_margin = bradley_terry_loss(chosen, rejected, torch.tensor([1.0, 1.0, 1.0]))
+    assert with_margin.item() == pytest.approx(bradley_terry_loss(chosen - 1, rejected).item())
+    with pytest.raises(ValueError, match="differ in shape"):
+        bradley_terry_loss(chosen, rejected[:2])
+
+
+def test_loss_and_tokens_match_trl_reward_trainer(tmp_path):
+    from datasets import Dataset
+    from trl import RewardConfig as TRLRewardConfig
+    from trl import RewardTrainer
+
+    model, tok = reward_head()
+    rows = [{**r, "margin": float(i % 3) / 2} for i, r in enumerate(ROWS[:8])]
+    args = TRLRewardConfig(output_dir=str(tmp_path), per_device_train_batch_size=8, use_cpu=True, report_to="none", max_length=64)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+    trl_rows = trainer.train_dataset
+    # the same token ids: TRL joins prompt + completion as text, we join token ids
+    for row, trl_row in zip(rows, trl_rows):
+        assert encode(tok, row["prompt"], row["chosen"]) == trl_row["chosen_ids"]
+        assert encode(tok, row["prompt"], row["rejected"]) == trl_row["rejected_ids"]
+    batch = next(iter(trainer.get_train_dataloader()))
+    model.eval()
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(model, dict(batch))
+        order = [trl_rows[i]["chosen_ids"] for i in range(8)]  # the dataloader may shuffle: match by ids
+        ids = [r.tolist() for r in batch["input_ids"]]
+        chosen_ids = [[t for t, m in zip(ids[k], batch["attention_mask"][k]) if m] for k in range(8)]
+        index = [order.index(c) for c in chosen_ids]
+        scorer = RewardModel(model, tok)
+        ours = bradley_terry_loss(
+            scorer.forward([trl_rows[i]["chosen_ids"] for i in index]),
+            scorer.forward([trl_rows[i]["rejected_ids"] for i in index]),
+            torch.tensor([rows[i]["margin"] for i in index]),
+        )
+    assert ours.item() == pytest.approx(trl_loss.item(), abs=1e-5)
+
+
+def test_training_learns_the_preference_and_generalises():
+    model, tok = reward_head()
+    train, held_out = ROWS[:24], ROWS[24:]
+    rm = train_reward_model(model, tok, train, FAST)
+    assert rm.history[-1]["loss"] < rm.history[0]["loss"] / 2
+    chosen, rejected = rm.score_rows(held_out)
+    assert (chosen > rejected).all()
+    # plain and space-joined completions score the same: prompt and completion are tokenized apart
+    assert np.allclose(rm(["the movie"], ["was great ."]), rm(["the movie"], [" was great ."]))
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    config = replace(FAST, output_dir=str(tmp_path / "ckpt"), save_steps=10)
+    straight = train_reward_model(*reward_head(), ROWS, replace(config, output_dir=None))
+
+    calls = {"n": 0}
+    real_loss = reward_models.bradley_terry_loss
+
+    def crash_at_step_25(*args):
+        calls["n"] += 1
+        if calls["n"] == 26:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(reward_models, "bradley_terry_loss", crash_at_step_25)
+    with pytest.raises(KeyboardInterrupt):
+        train_reward_model(*reward_head(), ROWS, config)
+    monkeypatch.setattr(reward_models, "bradley_terry_loss", real_loss)
+    resumed = train_reward_model(*reward_head(seed=1), ROWS, config)  # different init: the checkpoint must win
+    assert resumed.history[20]["step"] == 20 and len(resumed.history) == len(straight.history)
+    for (name, a), b in zip(straight.model.named_parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="other data or settings"):
+        train_reward_model(*reward_head(), ROWS[:20], config)
+
+
+def test_long_sequences_are_truncated_with_a_warning_naming_the_rows():
+    model, tok = reward_head()
+    rows = ROWS[:4] + [{"prompt": "the movie", "chosen": " was good" + " and it was good" * 20 + " .", "rejected": " was bad ."}]
+    with pytest.warns(UserWarning, match=r"1 chosen sequences longer than 64 tokens .* \(rows \[4\]\)"):
+        rm = train_reward_model(model, tok, rows, replace(FAST, min_steps=1))
+    with pytest.warns(UserWarning, match=r"rows \[1\]"):
+        assert np.isfinite(rm(["the movie"] * 2, [" was good .", rows[4]["chosen"]])).all()
+
+
+def test_non_finite_scores_name_the_rows():
+    model, tok = reward_head()
+    with torch.no_grad():
+        model.score.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"rows \[0, 1\]"):
+        RewardModel(model, tok)(["the movie", "the plot"], ["was good .", "was bad ."])
+
+
+def test_margins_must_be_on_every_row_or_none():
+    rows = [dict(ROWS[0], margin=1.0), ROWS[1]]
+    with pytest.raises(PreferenceDataError, match="row 1 has no 'margin'"):
+        train_reward_model(*reward_head(), rows, FAST)
+
+
+@pytest.mark.parametrize("field, value", [("learning_rate", 0.0), ("batch_size", 0), ("epochs", 1.5), ("max_length", 1)])
+def test_bad_config_names_the_field(field, value):
+    with pytest.raises((ValueError, TypeError), match=field):
+        RewardConfig(**{field: value})
+
+
+def test_saved_reward_model_reloads_with_the_same_scores(tmp_path):
+    rm = train_reward_model(*reward_head(), ROWS, replace(FAST, min_steps=5))
+    rm.save_pretrained(tmp_path / "rm")
+    again = RewardModel.from_pretrained(tmp_path / "rm")
+    prompts, completions = ["the movie", "the plot"], ["was great .", "was dull ."]
+    assert np.allclose(rm(prompts, completions), again(prompts, completions), atol=1e-6)
+
+
+def test_conversational_rows_train_through_the_chat_template():
+    user = lambda text: [{"role": "user", "content": text}]  # noqa: E731
+    reply = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
+    model, tok = reward_head()
+    rows = [{"prompt": user(r["prompt"]), "chosen": reply(r["chosen"].strip()), "rejected": reply(r["rejected"].strip())} for r in ROWS]
+    assert encode(tok, rows[0]["prompt"], rows[0]["chosen"])[:2] == tok.convert_tokens_to_ids(["<|user|>", "the"])
+    rm = train_reward_model(model, tok, rows, FAST)
+    chosen, rejected = rm.score_rows(rows)
+    assert (chosen > rejected).mean() > 0.9
+
+
+def test_ensemble_returns_the_members_mean_and_spread():
+    members = [lambda p, c, k=k: np.array([k, 2.0 * k]) for k in range(3)]
+    ensemble = RewardEnsemble(members)
+    mean, std = ensemble.mean_and_std(["a", "b"], ["x", "y"])
+    assert np.allclose(mean, [1, 2]) and np.allclose(std, [np.std([0, 1, 2]), np.std([0, 2, 4])])
+    assert np.allclose(ensemble(["a", "b"], ["x", "y"]), mean)
+    with pytest.raises(ValueError, match="at least one member"):
+        RewardEnsemble([])
+
+
+def test_qlora_reward_model_trains_only_adapters_and_head():
+    settings = ModelSettings(quantization="nf4", lora=LoraSettings(r=4, alpha=8, dropout=0.0), device="cpu")
+    model, tok = load_model("tiny-text-lm", settings, head="reward")
+    linears = [m for n, m in model.named_modules() if n.endswith("q_proj.base_layer")]
+    assert linears and isinstance(linears[0], bnb.nn.Linear4bit)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or ".score." in n for n in trainable)
+    assert any(".score." in n for n in trainable)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    rm = train_reward_model(model, tok, ROWS, replace(FAST, min_steps=5))
+    after = dict(rm.model.named_parameters())
+    assert all(torch.equal(after[n], p) for n, p in frozen.items())
+    assert any(not torch.equal(after[n], p) for n, p in before.items() if ".score." in n)
+    assert np.isfinite(rm(["the movie"], ["was good ."])).all()
