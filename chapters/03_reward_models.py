@@ -196,7 +196,7 @@ for i, flip in enumerate(noise_levels):
     confidence, correct = pair_confidence(models[flip, largest], suite.rows["held_out"])
     mean_confidence, hit_rate, _ = reliability_bins(confidence, correct)
     ax2.plot(mean_confidence, hit_rate, "o-", label=f"flip {flip}: ECE {report[flip]['held_out']['ece']:.3f}")
-ax1.set_xticks(np.arange(len(CATEGORIES)) + width * (len(noise_levels) - 1) / 2, CATEGORIES, rotation=20)
+ax1.set_xticks(np.arange(len(CATEGORIES)) + width * (len(noise_levels) - 1) / 2, CATEGORIES, rotation=25, ha="right")
 ax1.set(ylabel="accuracy vs gold", ylim=(0, 1), title=f"RM on {largest} comparisons, by category")
 ax1.axhline(0.5, color="grey", lw=0.8)
 ax1.legend(fontsize=8)
@@ -209,8 +209,9 @@ chapter.show(fig, "eval_suite")
 # Easy pairs are nearly solved and near-ties are close to a coin flip, as they should be:
 # the annotators themselves can barely tell them apart. Out-of-distribution pairs are where
 # the proxy is weakest, which is exactly where an optimised policy goes (chapter 04's
-# over-optimisation). Label noise mainly costs calibration: the RM learns the annotators'
-# uncertainty, so it is *under*-confident about which response the gold reward prefers.
+# over-optimisation). The reliability curves lie above the diagonal: the RM learns the
+# annotators' uncertainty, so it is *under*-confident about which response the gold reward
+# prefers, and careless labels (flip rate 0.2) make it much more so.
 #
 # ## 4. Length bias leaks into the reward model
 #

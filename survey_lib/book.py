@@ -99,10 +99,10 @@ class Chapter:
         path = results_dir() / "figures" / f"{self.slug}-{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=110, bbox_inches="tight")
-        if _in_notebook():
-            from IPython.display import display
+        if _in_notebook():  # show the saved PNG: works whatever matplotlib backend the kernel has
+            from IPython.display import Image, display
 
-            display(figure)
+            display(Image(filename=str(path)))
         import matplotlib.pyplot as plt
 
         plt.close(figure)

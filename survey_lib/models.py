@@ -123,13 +123,16 @@ def load_model(
         kwargs["device_map"] = {"": 0} if settings.device == "cuda" else "cpu"
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        verbosity = hf_logging.get_verbosity()
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         if head == "reward":  # the report that the new head is "missing" is expected
             hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # a bar per load clutters chapters that load many small models
         try:
             model = auto_class.from_pretrained(path, **kwargs)
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
     except OSError as err:
         if Path(path).is_dir():
             raise
