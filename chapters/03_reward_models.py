@@ -138,9 +138,8 @@ def fit(rows, member=0):
 
 # %%
 labelled = {flip: train_pairs.label(annotators(flip)) for flip in noise_levels}
-reference = held_out.select(range(eval_pairs))
-annotator_agreement = {
-    flip: gold_agreement(world, reference.prompts, reference.first, reference.second, annotators(flip).label(reference.prompts, reference.first, reference.second))
+annotator_agreement = {  # how often one annotator's label picks the gold winner, on the held-out pairs
+    flip: gold_agreement(world, held_out.prompts, held_out.first, held_out.second, annotators(flip).label(held_out.prompts, held_out.first, held_out.second))
     for flip in noise_levels
 }
 models, accuracy = {}, {flip: {} for flip in noise_levels}

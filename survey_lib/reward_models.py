@@ -128,14 +128,15 @@ class RewardModel:
     """A scalar reward r(x, y) from a model with a sequence-classification head (chapter 03).
 
     Call it like a reward function: `reward_model(prompts, completions)` returns a NumPy
-    array, one score per pair, for plain strings or conversations.
+    array, one score per pair, for plain strings or conversations. After
+    `train_reward_model`, `history` holds one record per step: loss and accuracy (the
+    fraction of the batch's chosen responses scored above the rejected).
     """
 
     def __init__(self, model, tokenizer, *, max_length: int = 1024, history: list | None = None):
         self.model, self.tokenizer = model, tokenizer
         self.max_length = _model_max_length(model, max_length)
         self.history = history or []
-        """Per-step training records: loss, accuracy (chosen scored above rejected)."""
 
     @classmethod
     def from_pretrained(cls, name_or_path, settings=None, **changes) -> RewardModel:
