@@ -264,7 +264,7 @@ chapter.show(fig, "length_bias")
 # %% [markdown]
 # The biased annotators' RM prefers the longer response so strongly that it gets most
 # length-adversarial pairs *wrong*. OffsetBias pairs push back only a little in this world
-# (+0.02 to +0.11 over seeds 0-2): the RM mostly learns to spot the two constructed errors
+# (+0.02 to +0.13 over seeds 0-2): the RM mostly learns to spot the two constructed errors
 # rather than to stop rewarding length. Removing the length signal from the data repairs far
 # more, and even raises held-out accuracy with a third of the comparisons: biased labels are
 # worse than fewer labels. (On real data, length often does carry information; balancing
@@ -312,7 +312,7 @@ print(f"mean spread of the members' rewards: held-out {spread['held_out']:.3f}, 
 # - A length bias in the annotators flips the RM on length-adversarial pairs; OffsetBias
 #   counter-examples recover a little of it, length-balanced curation most of it.
 # - An ensemble's mean is a little more accurate than its members. Its spread, though, hardly
-#   tells in- from out-of-distribution pairs (the OOD spread was 0.94-1.17x the held-out one
+#   tells in- from out-of-distribution pairs (the OOD spread was 0.95-1.17x the held-out one
 #   over seeds 0-2): members that share a pre-trained trunk and their data make the same
 #   mistakes, as Eisenstein et al. ([arXiv 2312.09244](https://arxiv.org/abs/2312.09244)) found
 #   for reward-model ensembles at scale. Chapter 06 returns to uncertainty.
