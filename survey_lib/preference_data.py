@@ -158,10 +158,15 @@ class ResponsePairs:
         labels = annotators.label(self.prompts, self.first, self.second, rng)
         return labels.to_rows(self.prompts, self.first, self.second, margin=margin)
 
-    def gold_rows(self, world: TextWorld) -> tuple[list[dict], np.ndarray]:
-        """Rows labelled by the gold reward, with each pair's gold margin |gold(a) - gold(b)|.
-        Exact gold ties have no correct label: pass pairs without ties (`gold_gap > 0`)."""
-        gap = world.gold_reward(self.prompts, self.first) - world.gold_reward(self.prompts, self.second)
+    def gold_gap(self, world: TextWorld) -> np.ndarray:
+        """gold(first) - gold(second) for each pair."""
+        return world.gold_reward(self.prompts, self.first) - world.gold_reward(self.prompts, self.second)
+
+    def gold_rows(self, world: TextWorld, gap: np.ndarray | None = None) -> tuple[list[dict], np.ndarray]:
+        """Rows labelled by the gold reward, with each pair's gold margin |gold(a) - gold(b)|
+        (`gap`, if given, is `gold_gap(world)` already computed). Exact gold ties have no
+        correct label: pass pairs without ties."""
+        gap = self.gold_gap(world) if gap is None else np.asarray(gap)
         ties = np.flatnonzero(gap == 0)
         if ties.size:
             raise ValueError(f"pairs {ties[:10].tolist()} are gold ties; select pairs with a nonzero gold gap first")

@@ -57,13 +57,8 @@ def build_eval_suite(
     check_range("hard_gap", hard_gap, 0, easy_gap, low_open=True)
     rng = np.random.default_rng(seed)
 
-    def gaps(pairs: ResponsePairs) -> tuple[np.ndarray, np.ndarray]:
-        gold = world.gold_reward(pairs.prompts, pairs.first) - world.gold_reward(pairs.prompts, pairs.second)
-        words = np.array([len(a.split()) - len(b.split()) for a, b in zip(pairs.first, pairs.second)])
-        return gold, words
-
-    gold, words = gaps(held_out)
-    gold_ood, _ = gaps(ood)
+    gold, gold_ood = held_out.gold_gap(world), ood.gold_gap(world)
+    words = np.array([len(a.split()) - len(b.split()) for a, b in zip(held_out.first, held_out.second)])
     masks = {
         "held_out": gold != 0,
         "easy": np.abs(gold) >= easy_gap,
@@ -71,12 +66,13 @@ def build_eval_suite(
         "length_adversarial": (np.abs(words) >= length_gap) & (np.sign(words) == -np.sign(gold)),
     }
     suite = EvalSuite({}, {})
-    for name, (pairs, mask) in {**{k: (held_out, m) for k, m in masks.items()}, "ood": (ood, gold_ood != 0)}.items():
+    categories = {**{k: (held_out, gold, m) for k, m in masks.items()}, "ood": (ood, gold_ood, gold_ood != 0)}
+    for name, (pairs, gap, mask) in categories.items():
         index = np.flatnonzero(mask)
         if index.size == 0:
             raise ValueError(f"no pairs fall in category {name!r}; sample more pairs")
         index = np.sort(rng.choice(index, size=min(per_category, index.size), replace=False))
-        suite.rows[name], suite.gold_gap[name] = pairs.select(index).gold_rows(world)
+        suite.rows[name], suite.gold_gap[name] = pairs.select(index).gold_rows(world, gap[index])
     return suite
 
 

@@ -61,7 +61,7 @@ RATINGS = ("negligibly better", "slightly better", "better", "significantly bett
 RATING_CONFIDENCE = (0.1, 0.25, 0.4)
 """Lower edges of |P(a > b) - 1/2| for the 2nd, 3rd and 4th rating."""
 LLAMA2_MARGIN = (0.0, 1 / 3, 2 / 3, 1.0)
-"""Llama 2's "small" margin per rating (2307.09288, Table 28)."""
+"""Llama 2's small-margin variant, per rating (2307.09288, section 3.2.2)."""
 
 
 @dataclass
