@@ -197,13 +197,15 @@ def sample_response_pairs(
     prompts = [world.prompts[i] for i in rng.integers(len(world.prompts), size=n_pairs)]
     completions = sample_completions(model, tokenizer, prompts * 2, temperature=temperature, seed=seed, progress=progress)
     first, second = completions[:n_pairs], completions[n_pairs:]
-    for _ in range(max_resamples):
+    check_range("max_resamples", max_resamples, 0)
+    for round_ in range(max_resamples + 1):  # check after every resample, the last one included
         same = [i for i in range(n_pairs) if first[i] == second[i]]
         if not same:
             return ResponsePairs(prompts, first, second)
-        again = sample_completions(model, tokenizer, [prompts[i] for i in same], temperature=temperature)
-        for i, c in zip(same, again):
-            second[i] = c
+        if round_ < max_resamples:
+            again = sample_completions(model, tokenizer, [prompts[i] for i in same], temperature=temperature)
+            for i, c in zip(same, again):
+                second[i] = c
     raise ValueError(
         f"{len(same)} pairs still have identical responses after {max_resamples} resamples; "
         "the policy is nearly deterministic on these prompts (raise the temperature)"

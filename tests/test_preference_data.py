@@ -123,6 +123,13 @@ def test_sampled_pairs_differ_and_are_reproducible(world, policy):
     assert again.first == pairs.first and again.second == pairs.second
 
 
+def test_a_policy_that_repeats_itself_is_reported_not_looped_on(world, policy):
+    model, tok = policy
+    # near-zero temperature: both answers to a prompt coincide, and no resample can help
+    with pytest.raises(ValueError, match="identical responses after 0 resamples"):
+        sample_response_pairs(model, tok, world, 20, temperature=1e-4, max_resamples=0)
+
+
 def test_gold_rows_put_the_better_response_first(world):
     pairs = ResponsePairs(["the movie", "the plot"], ["was great .", "was awful ."], ["was awful .", "was great ."])
     rows, gap = pairs.gold_rows(world)
