@@ -22,8 +22,11 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(directory: str | os.PathLike, model, optimizer, step: int, history: list, fingerprint: str) -> Path:
-    """Write `directory/checkpoint.pt` atomically: a crash leaves the previous one intact."""
+def save_checkpoint(
+    directory: str | os.PathLike, model, optimizer, step: int, history: list, fingerprint: str, extra: dict | None = None
+) -> Path:
+    """Write `directory/checkpoint.pt` atomically: a crash leaves the previous one intact.
+    `extra` holds a loop's own state (running statistics, cached reference log-probs)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
@@ -32,6 +35,7 @@ def save_checkpoint(directory: str | os.PathLike, model, optimizer, step: int, h
         "step": step,
         "history": history,
         "fingerprint": fingerprint,
+        "extra": extra or {},
     }
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-")
     try:
@@ -44,11 +48,11 @@ def save_checkpoint(directory: str | os.PathLike, model, optimizer, step: int, h
     return directory / FILENAME
 
 
-def resume_checkpoint(directory: str | os.PathLike | None, model, optimizer, fingerprint: str) -> tuple[int, list]:
-    """Load the checkpoint in `directory` into model and optimiser; returns (step, history),
-    or (0, []) when there is none."""
+def resume_checkpoint(directory: str | os.PathLike | None, model, optimizer, fingerprint: str) -> tuple[int, list, dict]:
+    """Load the checkpoint in `directory` into model and optimiser; returns (step, history,
+    extra), or (0, [], {}) when there is none."""
     if directory is None or not (Path(directory) / FILENAME).exists():
-        return 0, []
+        return 0, [], {}
     state = torch.load(Path(directory) / FILENAME, weights_only=False)
     if state["fingerprint"] != fingerprint:
         raise ValueError(
@@ -63,4 +67,4 @@ def resume_checkpoint(directory: str | os.PathLike | None, model, optimizer, fin
             if name in state["model"]:
                 p.copy_(state["model"][name])
     optimizer.load_state_dict(state["optimizer"])
-    return state["step"], state["history"]
+    return state["step"], state["history"], state["extra"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 from ._checks import check_range, check_type
 from .checkpoints import resume_checkpoint, save_checkpoint
 from .preference_data import PreferenceDataError, validate_preference_rows
+from .tokenization import model_max_length, pad_right, truncate_left
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -97,33 +97,6 @@ def encode(tokenizer, prompt, completion) -> list[int]:
     return ids
 
 
-def _model_max_length(model, max_length: int) -> int:
-    positions = getattr(model.config, "max_position_embeddings", None)
-    return min(max_length, positions) if positions else max_length
-
-
-def _truncate(sequences: list[list[int]], max_length: int, what: str) -> list[list[int]]:
-    long = [i for i, s in enumerate(sequences) if len(s) > max_length]
-    if long:
-        warnings.warn(
-            f"{len(long)} {what} longer than {max_length} tokens keep their last {max_length} tokens "
-            f"(rows {long[:10]}{' ...' if len(long) > 10 else ''})",
-            stacklevel=3,
-        )
-    return [s[-max_length:] for s in sequences]
-
-
-def _pad(sequences: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    """Right-pad: the head reads the last non-padding token, and positions start at 0."""
-    width = max(map(len, sequences))
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-
-
 class RewardModel:
     """A scalar reward r(x, y) from a model with a sequence-classification head (chapter 03).
 
@@ -135,7 +108,7 @@ class RewardModel:
 
     def __init__(self, model, tokenizer, *, max_length: int = 1024, history: list | None = None):
         self.model, self.tokenizer = model, tokenizer
-        self.max_length = _model_max_length(model, max_length)
+        self.max_length = model_max_length(model, max_length)
         self.history = history or []
 
     @classmethod
@@ -149,7 +122,7 @@ class RewardModel:
 
     def forward(self, sequences: list[list[int]]) -> torch.Tensor:
         """Scores of already-encoded sequences, with gradients if enabled."""
-        return self.model(**_pad(sequences, self.tokenizer.pad_token_id, self.model.device)).logits[:, 0]
+        return self.model(**pad_right(sequences, self.tokenizer.pad_token_id, self.model.device)).logits[:, 0]
 
     @torch.no_grad()
     def score(self, prompts: list, completions: list, *, batch_size: int = 256) -> np.ndarray:
@@ -161,7 +134,7 @@ class RewardModel:
         for i, c in enumerate(completions):
             if not isinstance(c, (str, list)):
                 raise TypeError(f"completion {i} must be a string or a list of messages, got {type(c).__name__}")
-        sequences = _truncate([encode(self.tokenizer, p, c) for p, c in zip(prompts, completions)], self.max_length, "sequences")
+        sequences = truncate_left([encode(self.tokenizer, p, c) for p, c in zip(prompts, completions)], self.max_length, "sequences")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -239,9 +212,9 @@ def train_reward_model(model, tokenizer, rows: list[dict], config: RewardConfig 
     config = config or RewardConfig()
     rows = validate_preference_rows(rows)
     margins = _margins(rows)
-    max_length = _model_max_length(model, config.max_length)
-    chosen = _truncate([encode(tokenizer, r["prompt"], r["chosen"]) for r in rows], max_length, "chosen sequences")
-    rejected = _truncate([encode(tokenizer, r["prompt"], r["rejected"]) for r in rows], max_length, "rejected sequences")
+    max_length = model_max_length(model, config.max_length)
+    chosen = truncate_left([encode(tokenizer, r["prompt"], r["chosen"]) for r in rows], max_length, "chosen sequences")
+    rejected = truncate_left([encode(tokenizer, r["prompt"], r["rejected"]) for r in rows], max_length, "rejected sequences")
     reward_model = RewardModel(model, tokenizer, max_length=max_length)
 
     n, batch = len(rows), min(config.batch_size, len(rows))
@@ -252,7 +225,7 @@ def train_reward_model(model, tokenizer, rows: list[dict], config: RewardConfig 
     )
     settings = {k: v for k, v in asdict(config).items() if k not in ("output_dir", "save_steps")}
     fingerprint = hashlib.sha256(repr((chosen, rejected, margins, settings)).encode()).hexdigest()[:16]
-    start, history = resume_checkpoint(config.output_dir, model, optimizer, fingerprint)
+    start, history, _ = resume_checkpoint(config.output_dir, model, optimizer, fingerprint)
 
     model.train()
     for step in tqdm(range(start, total_steps), desc="reward model", disable=not progress, initial=start, total=total_steps):

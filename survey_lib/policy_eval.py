@@ -1,0 +1,51 @@
+"""How far a tuned policy moved and how much better it got: the reward-vs-KL frontier.
+
+Defined for chapter 07 (every DPO variant on one frontier) and used by chapters 04, 05
+and 08. A point of the frontier is measured on fresh samples of the tuned policy pi:
+
+    KL(pi || pi_ref) ~ mean over y ~ pi of log pi(y|x) - log pi_ref(y|x)   (per prompt)
+    gold reward      = mean gold(x, y) over the same samples
+    win rate         = P(gold(x, y) > gold(x, y_ref)), y_ref ~ pi_ref, ties counted half
+
+as in the DPO paper's IMDb frontier (Rafailov et al. 2023, arXiv 2305.18290, figure 2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .generation import sample_completions
+from .preference_training import sequence_logprobs
+from .world.text import TextWorld
+
+
+@dataclass
+class Baseline:
+    """The reference policy's samples on the evaluation prompts, scored once."""
+
+    prompts: list[str]
+    completions: list[str]
+    gold: np.ndarray
+
+
+def evaluation_prompts(world: TextWorld, n: int) -> list[str]:
+    """n prompts cycling through the world's prompts: every prompt equally often."""
+    return [world.prompts[i % len(world.prompts)] for i in range(n)]
+
+
+def reference_baseline(reference, tokenizer, world: TextWorld, n: int = 512, *, seed: int = 0) -> Baseline:
+    prompts = evaluation_prompts(world, n)
+    completions = sample_completions(reference, tokenizer, prompts, seed=seed)
+    return Baseline(prompts, completions, world.gold_reward(prompts, completions))
+
+
+def evaluate_policy(policy, reference, tokenizer, world: TextWorld, baseline: Baseline, *, seed: int = 1) -> dict:
+    """{"kl", "gold", "win_rate", "completions"} for `policy` against the reference's
+    `baseline` samples (see the module docstring). Chapters 04-08."""
+    completions = sample_completions(policy, tokenizer, baseline.prompts, seed=seed)
+    gold = world.gold_reward(baseline.prompts, completions)
+    kl = (sequence_logprobs(policy, tokenizer, baseline.prompts, completions)
+          - sequence_logprobs(reference, tokenizer, baseline.prompts, completions)).mean().item()
+    wins = (gold > baseline.gold).mean() + 0.5 * (gold == baseline.gold).mean()
+    return {"kl": kl, "gold": float(gold.mean()), "win_rate": float(wins), "completions": completions}
