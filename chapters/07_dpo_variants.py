@@ -233,7 +233,10 @@ for name, p in frontier.items():
 # **Reading the frontier.** A method is better when it reaches more gold reward for the same
 # KL. DPO's β sweep traces a curve: smaller β lets the policy move further. Every method here
 # saw the same 1,000 noisy comparisons for two epochs at the same learning rate, so the points
-# differ in how each loss regularises, not in data. The spread is wide, and an honest lesson:
+# differ in how each loss regularises, not in data. Over seeds 0 and 1 every method beat the
+# SFT policy (win rates 0.52 to 0.76), DPO's KL fell monotonically as β rose (β = 0.1 moved
+# 5 to 17 nats, β = 1 about 0.4 to 0.5), and the ranking of the other methods changed from
+# seed to seed. The spread is wide, and an honest lesson:
 # with a few hundred gradient steps on a small model, how far a method moves (its KL) matters
 # as much as its loss' theory, which is why the survey's comparisons always report a KL or a
 # reference-model distance next to the win rate. Change `learning_rate`, `beta` or `n_pairs`

@@ -53,7 +53,46 @@ def check_03_reward_models(m):
     assert la["biased, length-balanced"] > biased + 0.2
 
 
-CHECKS = {"01_rl_basics": (check_01_rl_basics, 60), "03_reward_models": (check_03_reward_models, 120)}  # slug -> (bands, wall-time budget in s)
+def check_07_dpo_variants(m):
+    # enumerable task: DPO (Bradley-Terry labels, abundant balanced pairs) and DRO reach pi*;
+    # losses with another optimum (IPO, SLiC-HF, KTO, ORPO, SimPO) stay further away
+    kl = m["pi_star_kl"]
+    assert kl["DPO"] < 0.3 and kl["DPO"] < kl["π_ref"] / 5 and abs(kl["DRO"]) < 1e-3
+    assert all(kl[name] > kl["DPO"] for name in ("IPO", "SLiC-HF", "KTO", "ORPO", "SimPO"))
+    # text world: every method beats the SFT policy on gold win rate; a smaller beta moves
+    # DPO further from the reference; DPO's best point gains clearly over SFT
+    frontier = m["frontier"]
+    assert len(frontier) == 15 and all(p["win_rate"] > 0.5 for p in frontier.values()), frontier
+    assert frontier["DPO β=0.1"]["kl"] > frontier["DPO β=0.3"]["kl"] > frontier["DPO β=1"]["kl"]
+    assert max(frontier[n]["gold"] for n in frontier if n.startswith("DPO")) > m["sft_gold"] + 0.2
+
+
+def check_08_dpo_analysis(m):
+    # (a) noiseless preferences: DPO puts ~all mass on the best sequence, IPO stays spread
+    assert m["a_best_probability"]["dpo"] > 0.97 and m["a_best_probability"]["ipo"] < 0.6
+    # (b) DPO lowers the chosen responses' likelihood, DPOP keeps it
+    assert m["b_chosen_logprob_change"]["DPO"] < -1 and m["b_chosen_logprob_change"]["DPOP"] > -0.1
+    # (c) offline DPO on another policy's data keeps mass on never-labelled sequences; online does not
+    mass = m["c_unlabelled_mass"]
+    assert mass["offline, other policy's data"] > 5 * mass["online (on-policy rounds)"]
+    # (d) rock-paper-scissors: Bradley-Terry DPO is exploitable, self-play's average is near Nash
+    ex = m["d_exploitability"]
+    assert ex["DPO (Bradley–Terry)"] > 0.3
+    assert all(ex[f"{k} (average iterate)"] < 0.1 for k in ("SPPO", "DNO", "SPO"))
+    # (e) negatives alone cut the violation rate
+    v = m["e_violation_rate"]
+    assert v["NPO"] < v["SFT"] - 0.1 and v["D2O"] < v["SFT"] - 0.1
+    # (f) online DPO lands near pi*, offline DPO over-fits its finite labels
+    f = m["f_kl_to_optimum"]
+    assert f["online (on-policy rounds)"] < 0.5 and f["offline, π_ref's data"] > 2
+
+
+CHECKS = {  # slug -> (bands, wall-time budget in s)
+    "01_rl_basics": (check_01_rl_basics, 60),
+    "03_reward_models": (check_03_reward_models, 120),
+    "07_dpo_variants": (check_07_dpo_variants, 120),
+    "08_dpo_analysis": (check_08_dpo_analysis, 120),
+}
 PEAK_RSS_MB = 1536
 
 
