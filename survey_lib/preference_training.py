@@ -242,6 +242,9 @@ LOSSES: dict[str, LossSpec] = {
 
 def _check_text(i: int, row: dict, field: str) -> None:
     value = row.get(field)
+    if isinstance(value, list):
+        raise PreferenceDataError(f"row {i}: {field!r} is a conversation; conversational rows are supported for the "
+                                  "pairs format only (render them with the chat template first)")
     if not isinstance(value, str) or not value.strip():
         raise PreferenceDataError(f"row {i}: {field!r} must be a non-empty string, got {value!r} (fields: {sorted(row)})")
 
