@@ -482,7 +482,7 @@ def train_preference(model, rows, config: PreferenceConfig | None = None, *, tok
     for step in tqdm(range(start, len(plan)), desc=config.loss, disable=not progress, initial=start, total=len(plan)):
         stage, index = plan[step]
         if stage > 0 and plan[step - 1][0] != stage:  # sDPO: the policy so far is the new reference
-            reference_logps(sum((c.tolist() for c in torch.arange(n).tensor_split(config.reference_stages)[stage:stage + 1]), []))
+            reference_logps(torch.arange(n).tensor_split(config.reference_stages)[stage].tolist())
         ref = {name: extra["ref"][name].to(model.device) for name in seqs}
         batch = Batch(chosen=None)
         if spec.data == "pairs":
