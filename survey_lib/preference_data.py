@@ -153,6 +153,11 @@ class ResponsePairs:
     def select(self, index) -> ResponsePairs:
         return ResponsePairs(*([xs[i] for i in index] for xs in (self.prompts, self.first, self.second)))
 
+    def without_empty(self) -> ResponsePairs:
+        """The pairs whose two responses both have text (a response that is only the
+        end-of-sequence token cannot be a preference row's side)."""
+        return self.select([i for i, (a, b) in enumerate(zip(self.first, self.second)) if a.strip() and b.strip()])
+
     def label(self, annotators: SimulatedAnnotators, *, margin: bool = False, rng: np.random.Generator | None = None) -> list[dict]:
         """Rows labelled by simulated annotators (chapter 03's "human" feedback)."""
         labels = annotators.label(self.prompts, self.first, self.second, rng)

@@ -3,11 +3,11 @@
 Defined for the foundation; every chapter's parameters cell names a profile and reads its
 models from it:
 
-| profile | where            | models                          | precision                |
-|---------|------------------|---------------------------------|--------------------------|
-| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)      | fp32, full fine-tuning   |
-| colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct           | QLoRA, fp16 compute      |
-| gpu     | an A100 / H100   | Qwen2.5-7B-Instruct             | QLoRA, bf16 compute      |
+| profile | where            | models (policy; judge)                      | precision                |
+|---------|------------------|---------------------------------------------|--------------------------|
+| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)                  | fp32, full fine-tuning   |
+| colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct; Qwen2.5-1.5B-Instruct | QLoRA, fp16 compute      |
+| gpu     | an A100 / H100   | Qwen2.5-7B-Instruct (both)                  | QLoRA, bf16 compute      |
 
 (A T4 has no bf16, hence fp16 compute on `colab`.)
 """
@@ -31,11 +31,20 @@ class Profile:
     settings: ModelSettings
     """Precision, quantisation and adapters."""
     description: str
+    judge_model: str = "tiny-judge-lm"
+    """The AI labeler of chapter 05: the zoo judge, or a Hub instruct model."""
 
     def load(self, which: str = "text", **changes):
-        """(model, tokenizer) for the "text" or "arithmetic" policy under this profile."""
-        check_choice("which", which, ("text", "arithmetic"))
-        return load_model(self.text_model if which == "text" else self.arithmetic_model, self.settings, **changes)
+        """(model, tokenizer) for the "text" or "arithmetic" policy, or the "judge", under this profile."""
+        models = {"text": self.text_model, "arithmetic": self.arithmetic_model, "judge": self.judge_model}
+        check_choice("which", which, models)
+        return load_model(models[which], self.settings, **changes)
+
+    def load_judge(self, **changes):
+        """The judge model as an `LLMJudge` (chapter 05), with its own templates if it ships them."""
+        from .judges import LLMJudge
+
+        return LLMJudge.from_pretrained(self.judge_model, self.settings, **changes)
 
 
 PROFILES: dict[str, Profile] = {
@@ -54,6 +63,7 @@ PROFILES: dict[str, Profile] = {
             "Qwen/Qwen2.5-0.5B-Instruct",
             ModelSettings(quantization="nf4", dtype="float16", lora=LoraSettings(), gradient_checkpointing=True, device="cuda"),
             "a Colab T4: QLoRA (NF4 base, LoRA adapters) with fp16 compute",
+            "Qwen/Qwen2.5-1.5B-Instruct",
         ),
         Profile(
             "gpu",
@@ -61,6 +71,7 @@ PROFILES: dict[str, Profile] = {
             "Qwen/Qwen2.5-7B-Instruct",
             ModelSettings(quantization="nf4", dtype="bfloat16", lora=LoraSettings(), gradient_checkpointing=True, device="cuda"),
             "an A100/H100: QLoRA (NF4 base, LoRA adapters) with bf16 compute",
+            "Qwen/Qwen2.5-7B-Instruct",
         ),
     )
 }

@@ -70,6 +70,30 @@ def check_04_policy_optimization(m):
     assert over["bon_fit"]["r2"] > 0.9
 
 
+def check_05_rlaif(m):
+    j = m["judge"]
+    # the AI judge is weaker than a human annotator, debiasing helps, and its biases show
+    assert 0.7 < j["judge, shown order"] < j["judge, debiased"] - 0.01
+    assert j["judge, debiased"] < j["human annotator"] - 0.03
+    assert j["position consistency"] < 0.9 and j["first chosen (shown order)"] > 0.55
+    assert j["longer chosen when shorter is better, judge"] > j["longer chosen when shorter is better, human"] + 0.1
+    assert j["unparsed"] == 0
+    v = m["verifiers"]  # GenRM fine-tuning on human pairs improves the judge's own P(yes)
+    assert v["GenRM fine-tuned on human pairs"] > v["judge pointwise (P(yes))"] > 0.75 and v["rubric fitted on human pairs"] > 0.7
+    r = m["rlaif"]
+    human, ai_equal, ai_more = (r[k] for k in r if not k.startswith("direct"))
+    assert all(p["gold"] > m["sft_gold"] + 0.2 for p in r.values()), r
+    # equal budget: AI labels make a less accurate RM; ten times the budget closes the gap in
+    # gold reward of the trained policy
+    assert ai_equal["reward_accuracy"] < human["reward_accuracy"] and ai_more["reward_accuracy"] > ai_equal["reward_accuracy"]
+    assert ai_more["gold"] > human["gold"]
+    sr = m["self_rewarding"]  # self-rewarding gains gold at a small KL; its judge does not collapse
+    assert sr[-1]["gold"] > sr[0]["gold"] + 0.25 and sr[-1]["kl"] < 3
+    assert all(abs(x["self_judge_accuracy"] - sr[0]["self_judge_accuracy"]) < 0.15 for x in sr)
+    cr = m["critique_revision"]
+    assert cr["gold_after"] > cr["gold_before"] + 0.3
+
+
 def check_07_dpo_variants(m):
     # enumerable task: DPO (Bradley-Terry labels, abundant balanced pairs) and DRO reach pi*;
     # losses with another optimum (IPO, SLiC-HF, KTO, ORPO, SimPO) stay further away
@@ -108,6 +132,7 @@ CHECKS = {  # slug -> (bands, wall-time budget in s)
     "01_rl_basics": (check_01_rl_basics, 60),
     "03_reward_models": (check_03_reward_models, 120),
     "04_policy_optimization": (check_04_policy_optimization, 120),
+    "05_rlaif": (check_05_rlaif, 120),
     "07_dpo_variants": (check_07_dpo_variants, 120),
     "08_dpo_analysis": (check_08_dpo_analysis, 120),
 }

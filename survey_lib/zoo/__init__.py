@@ -47,8 +47,11 @@ class ZooSpec:
 
     name: str
     world: str
-    """"text" (movie-review continuations) or "arithmetic" (a+b=)."""
+    """"text" (movie-review continuations), "arithmetic" (a+b=) or "judge" (reviews and
+    judgements of them, `JudgeCurriculum`)."""
     description: str
+    tokenizer_level: str = "word"
+    """"word" or "char" (`survey_lib.tokenization`)."""
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
@@ -75,11 +78,25 @@ ZOO: dict[str, ZooSpec] = {
             "tiny-arith-lm",
             "arithmetic",
             "character-level LM of a+b= with carries forgotten half the time: partly right, for RL",
+            tokenizer_level="char",
             hidden_size=128,
             num_layers=3,
             intermediate_size=384,
             steps=2500,
             batch_size=128,
+            learning_rate=2e-3,
+            completion_only=True,
+        ),
+        ZooSpec(
+            "tiny-judge-lm",
+            "judge",
+            "word-level LM that writes reviews and judges them (pairwise A/B, pointwise yes/no): chapter 05's AI labeler",
+            hidden_size=96,
+            num_layers=3,
+            intermediate_size=288,
+            max_positions=128,
+            steps=2000,
+            batch_size=96,
             learning_rate=2e-3,
             completion_only=True,
         ),
@@ -97,7 +114,100 @@ def zoo_path(name: str) -> Path:
 
 
 def _world(spec: ZooSpec):
+    if spec.world == "judge":
+        return JudgeCurriculum(seed=spec.seed)
     return TextWorld(seed=spec.seed) if spec.world == "text" else ArithmeticTask()
+
+
+JUDGE_WORDS = ("compare", "A", "B", ":", "better", "?", "rate", "yes", "no")
+"""Words the zoo judge needs beyond the text world's vocabulary."""
+JUDGE_TEACHER = dict(n_annotators=1, temperature=0.3, position_bias=0.6, length_bias=0.03, seed=7)
+"""The annotator whose labels the zoo judge learns from (`AnnotatorConfig` fields): noisier
+than chapter 03's annotators, partial to the response shown first and to longer ones, as
+LLM judges are (Zheng et al. 2023, arXiv 2306.05685), so chapter 05 can measure both."""
+
+
+class JudgeCurriculum:
+    """Pre-training data of `tiny-judge-lm` (chapter 05): a stream mixing three tasks.
+
+    - writing: review continuations from the text world's grammar (as `tiny-text-lm`
+      learnt), so the judge is also a policy (self-rewarding, 2401.10020);
+    - pairwise judging: "compare <prompt> A : <a> B : <b> better ?" -> "A" or "B";
+    - pointwise judging: "rate <prompt> : <y> good ?" -> "yes" or "no".
+
+    The judged responses are `tiny-text-lm`'s samples at temperatures from 0.6 to 2.0 (so
+    that the judge has seen word salad and the drift of an RL-trained policy), and the
+    verdicts come from one simulated annotator (`JUDGE_TEACHER`): a pairwise verdict is
+    its Bradley-Terry draw for the order shown, a pointwise one "yes" with probability
+    sigmoid((u(y) - 0.3) / temperature). The judge learns these labels only as well as its
+    capacity allows, so its agreement with gold is below the teacher's.
+    """
+
+    MIX = (0.4, 0.3, 0.3)
+    """Shares of writing, pairwise and pointwise examples."""
+    POOL_SIZE = 24_000
+    THRESHOLD = 0.3
+
+    def __init__(self, seed: int = 0):
+        from ..judges import JudgeTemplates, chat_text
+        from ..world.annotators import AnnotatorConfig, SimulatedAnnotators
+
+        self.world = TextWorld(seed=seed)
+        self.teacher = SimulatedAnnotators(self.world, AnnotatorConfig(**JUDGE_TEACHER))
+        self.templates = JudgeTemplates(
+            pairwise="compare {prompt} A : {first} B : {second} better ?",
+            pointwise="rate {prompt} : {response} good ?",
+            first_verdict="A",
+            second_verdict="B",
+            yes_verdict="yes",
+            no_verdict="no",
+        )
+        self._chat = chat_text
+        self._chat_tokenizer = build_tokenizer(self.vocabulary, "word")
+        writer_path = zoo_path("tiny-text-lm")
+        writer, writer_tokenizer = AutoModelForCausalLM.from_pretrained(writer_path), AutoTokenizer.from_pretrained(writer_path)
+        rng = np.random.default_rng(seed)
+        temperatures = (0.6, 1.0, 1.4, 2.0)
+        self.pool: dict[str, list[str]] = {p: [] for p in self.world.prompts}
+        per = self.POOL_SIZE // len(temperatures)
+        for i, t in enumerate(temperatures):
+            prompts = [self.world.prompts[j] for j in rng.integers(len(self.world.prompts), size=per)]
+            for p, c in zip(prompts, sample_completions(writer, writer_tokenizer, prompts, temperature=t, seed=seed * 10 + i)):
+                if c.strip():
+                    self.pool[p].append(c)
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return self.world.vocabulary + [w for w in JUDGE_WORDS if w not in self.world.vocabulary]
+
+    def _pick(self, prompt: str, rng) -> str:
+        responses = self.pool[prompt]
+        return responses[rng.integers(len(responses))]
+
+    def corpus(self, n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+        """n (input, target) rows: the target is what the loss trains (completion only)."""
+        kinds = rng.choice(3, size=n, p=self.MIX)
+        rows = self.world.sample_corpus(int((kinds == 0).sum()), rng)
+        pairwise = int((kinds == 1).sum())
+        prompts = [self.world.prompts[j] for j in rng.integers(len(self.world.prompts), size=pairwise)]
+        first, second = [self._pick(p, rng) for p in prompts], [self._pick(p, rng) for p in prompts]
+        labels = self.teacher.label(prompts, first, second, rng).first_preferred
+        t = self.templates
+        rows += [
+            (self._chat(self._chat_tokenizer, t.pairwise_text(p, a, b)), t.first_verdict if won else t.second_verdict)
+            for p, a, b, won in zip(prompts, first, second, labels)
+        ]
+        pointwise = n - len(rows)
+        prompts = [self.world.prompts[j] for j in rng.integers(len(self.world.prompts), size=pointwise)]
+        responses = [self._pick(p, rng) for p in prompts]
+        utility = self.teacher.utility(prompts, responses, 0)
+        good = rng.random(pointwise) < 1 / (1 + np.exp(-(utility - self.THRESHOLD) / self.teacher.config.temperature))
+        rows += [
+            (self._chat(self._chat_tokenizer, t.pointwise_text(p, r)), t.yes_verdict if g else t.no_verdict)
+            for p, r, g in zip(prompts, responses, good)
+        ]
+        order = rng.permutation(n)
+        return [rows[i] for i in order]
 
 
 def _encode(tokenizer, rows: list[tuple[str, str]], completion_only: bool) -> dict[str, torch.Tensor]:
@@ -115,10 +225,13 @@ def _encode(tokenizer, rows: list[tuple[str, str]], completion_only: bool) -> di
     return {"input_ids": ids, "attention_mask": ids != tokenizer.pad_token_id, "labels": labels}
 
 
-def evaluate(spec: ZooSpec, model, tokenizer, n: int = 512, seed: int = 1) -> dict[str, float]:
-    """Quality of a zoo model on held-out prompts of its world."""
+def evaluate(spec: ZooSpec, model, tokenizer, n: int = 512, seed: int = 1, world=None) -> dict[str, float]:
+    """Quality of a zoo model on held-out prompts of its world (`world`: the one built for
+    training, if at hand)."""
     rng = np.random.default_rng(10_000 + seed)
-    world = _world(spec)
+    world = world or _world(spec)
+    if spec.world == "judge":
+        return _evaluate_judge(world, model, tokenizer, n, seed)
     if spec.world == "text":
         prompts = [world.prompts[i] for i in rng.integers(len(world.prompts), size=n)]
         samples = sample_completions(model, tokenizer, prompts, max_new_tokens=24, seed=seed)
@@ -135,6 +248,37 @@ def evaluate(spec: ZooSpec, model, tokenizer, n: int = 512, seed: int = 1) -> di
     return {
         "accuracy_sampled": float(world.verify(prompts, sample_completions(model, tokenizer, prompts, max_new_tokens=5, seed=seed)).mean()),
         "accuracy_greedy": float(world.verify(prompts, sample_completions(model, tokenizer, prompts, max_new_tokens=5, greedy=True)).mean()),
+    }
+
+
+def _evaluate_judge(curriculum: JudgeCurriculum, model, tokenizer, n: int, seed: int) -> dict[str, float]:
+    """Agreement with gold on held-out pairs of `tiny-text-lm`'s samples (chapter 05's
+    labelling task), against the teacher's; the judge's own writing."""
+    from ..judges import LLMJudge
+    from ..preference_data import sample_response_pairs
+
+    world = curriculum.world
+    writer, writer_tokenizer = (f(zoo_path("tiny-text-lm")) for f in (AutoModelForCausalLM.from_pretrained, AutoTokenizer.from_pretrained))
+    pairs = sample_response_pairs(writer, writer_tokenizer, world, 2 * n, seed=10_000 + seed)
+    gap = pairs.gold_gap(world)
+    pairs = pairs.select(np.flatnonzero(gap != 0)[:n])
+    gold_first = pairs.gold_gap(world) > 0
+    judge = LLMJudge(model.eval(), tokenizer, curriculum.templates)
+    shown, debiased = judge.compare(pairs.prompts, pairs.first, pairs.second, debias=False), judge.compare(pairs.prompts, pairs.first, pairs.second)
+    swapped = judge.compare(pairs.prompts, pairs.second, pairs.first, debias=False)
+    pointwise = judge.score(pairs.prompts, pairs.first) - judge.score(pairs.prompts, pairs.second)
+    teacher = curriculum.teacher.label(pairs.prompts, pairs.first, pairs.second, np.random.default_rng(seed)).first_preferred
+    prompts = [world.prompts[i] for i in np.random.default_rng(seed).integers(len(world.prompts), size=n)]
+    samples = sample_completions(model, tokenizer, prompts, max_new_tokens=24, seed=seed)
+    return {
+        "agreement_shown_order": float(((shown > 0.5) == gold_first).mean()),
+        "agreement_debiased": float(((debiased > 0.5) == gold_first).mean()),
+        "agreement_pointwise": float(((pointwise > 0) == gold_first).mean()),
+        "teacher_agreement": float((teacher == gold_first).mean()),
+        "position_consistency": float(((shown > 0.5) != (swapped > 0.5)).mean()),
+        "first_chosen_rate": float((shown > 0.5).mean()),
+        "unparsed": int(judge.counts["unparsed"]),
+        "gold_reward": float(world.gold_reward(prompts, samples).mean()),
     }
 
 
@@ -155,7 +299,7 @@ def build(name: str, out_dir: Path | None = None, steps: int | None = None, prog
     torch.set_num_threads(1)  # one thread: bitwise-reproducible sums, whatever the core count
     try:
         world = _world(spec)
-        tokenizer = build_tokenizer(world.vocabulary, "word" if spec.world == "text" else "char")
+        tokenizer = build_tokenizer(world.vocabulary, spec.tokenizer_level)
         torch.manual_seed(spec.seed)
         config = LlamaConfig(
             vocab_size=len(tokenizer),
@@ -199,8 +343,10 @@ def build(name: str, out_dir: Path | None = None, steps: int | None = None, prog
         tmp = Path(tmp) / name
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        if spec.world == "judge":
+            world.templates.save(tmp)
         # judge the artifact as users will load it, not the objects in memory
-        quality = evaluate(spec, AutoModelForCausalLM.from_pretrained(tmp), AutoTokenizer.from_pretrained(tmp))
+        quality = evaluate(spec, AutoModelForCausalLM.from_pretrained(tmp), AutoTokenizer.from_pretrained(tmp), world=world)
         manifest = {
             "spec": asdict(spec),
             "steps": steps,

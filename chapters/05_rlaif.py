@@ -1,0 +1,391 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · RLAIF: reinforcement learning from AI feedback
+#
+# *Companion to §5 of "Reinforcement Learning Enhanced LLMs: A Survey" (Wang et al.,
+# [arXiv 2412.10400](https://arxiv.org/abs/2412.10400)).*
+#
+# Human comparisons are the expensive part of RLHF (chapter 03). RLAIF replaces the human with a
+# model. The survey sorts the ways of doing that into three:
+#
+# - **§5.1 distilling AI feedback into a reward model.** An AI labeler compares responses, and a
+#   reward model is fitted to its labels exactly as to human ones (UltraFeedback,
+#   [arXiv 2310.01377](https://arxiv.org/abs/2310.01377)). Because AI labels are cheap, they can
+#   be collected at a scale human labels never reach (Lee et al., RLAIF vs RLHF,
+#   [arXiv 2309.00267](https://arxiv.org/abs/2309.00267)).
+# - **§5.2 prompting an LLM as the reward function.** The judge scores the policy's responses
+#   directly during RL ("direct" RLAIF, 2309.00267). A generative verifier is a judge fine-tuned
+#   to emit its verdict token (GenRM, [arXiv 2408.15240](https://arxiv.org/abs/2408.15240)).
+#   Rules written as code are a reward function too (rule-based rewards,
+#   [arXiv 2411.01111](https://arxiv.org/abs/2411.01111)).
+# - **§5.3 self-rewarding.** The policy judges its own samples and trains on its own verdicts
+#   (Yuan et al., [arXiv 2401.10020](https://arxiv.org/abs/2401.10020)).
+#
+# Each route is measured here against the text world's **gold** reward, which no labeler sees.
+
+# %%
+# On Colab, install the companion's package first (harmless elsewhere).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "survey-lib @ git+https://github.com/rl-enhanced-llms/companion"], check=True)
+
+# %% tags=["parameters"]
+profile = "tiny"  # "tiny" (CPU, the zoo) | "colab" | "gpu"
+seed = 0
+n_labels = 500  # the label budget of the equal-budget comparison (human vs AI)
+ai_budget_multiple = 10  # the cheap AI labels' larger budget, as a multiple of n_labels
+eval_samples = 512  # fresh samples per policy evaluation
+# policy optimisation against each reward (chapter 04's RLOO)
+rl_steps = 40
+batch_size = 64
+learning_rate = 3e-4
+kl_coef = 0.05
+num_generations = 4
+# self-rewarding
+self_rewarding_rounds = 3
+prompts_per_round = 256
+candidates = 4
+dpo_beta = 0.1
+dpo_learning_rate = 1e-4  # 3e-4 moved the policy 5-16 nats from M0 per round and made the rounds erratic
+threads = 2  # torch threads on the tiny profile
+
+# %%
+import copy
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from survey_lib.book import Chapter
+from survey_lib.judges import JudgeTemplates, Rubric, Rule, VerifierConfig, chat_text, train_verifier
+from survey_lib.online_rl import GroupConfig, train_group_policy
+from survey_lib.policy_eval import evaluate_policy, reference_baseline
+from survey_lib.preference_data import sample_response_pairs
+from survey_lib.preference_training import PreferenceConfig
+from survey_lib.reward_models import RewardConfig, train_reward_model
+from survey_lib.rlaif import Constitution, SelfRewardingConfig, critique_and_revise, self_rewarding
+from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
+from survey_lib.world.text import END, NEGATIVE, POSITIVE, TextWorld
+
+chapter = Chapter("05_rlaif", globals())
+if profile == "tiny":
+    torch.set_num_threads(threads)
+
+# %% [markdown]
+# ## 1. An LLM as judge
+#
+# A judge is a language model given both responses in a prompt template and asked which is
+# better. We never parse free text. The verdict is the judge's **next-token distribution**,
+# renormalised over the two verdict tokens:
+#
+# $$P_J(a \succ b) = \frac{p(\texttt{A}\mid \text{template}(x, a, b))}{p(\texttt{A}\mid\cdot) + p(\texttt{B}\mid\cdot)}.$$
+#
+# If the judge's most likely next token is neither verdict, its output cannot be parsed. That
+# judgement is counted and gets no label: it is never guessed. LLM judges favour the response
+# shown first (Zheng et al., MT-Bench, [arXiv 2306.05685](https://arxiv.org/abs/2306.05685)).
+# **Position-swap debiasing** judges both orders and averages:
+#
+# $$P(a \succ b) = \tfrac12\big[P_J(a \succ b) + 1 - P_J(b \succ a)\big].$$
+#
+# On the tiny profile the judge is the zoo's `tiny-judge-lm`. It is a 367K-parameter model with
+# the text world's vocabulary plus the words of its template. It was pre-trained by
+# `python -m survey_lib.zoo build tiny-judge-lm` on reviews and on judgements of `tiny-text-lm`'s
+# samples. Those judgements came from one simulated annotator that is noisier than chapter 03's
+# annotators and partial to the first and to the longer response. The judge never saw the gold
+# reward. On the `colab` and `gpu` profiles the judge is a Hub instruct model, behind the same
+# interface, with English templates.
+
+# %%
+world = TextWorld(seed=seed)
+sft, tokenizer = chapter.profile.load("text")
+judge = chapter.profile.load_judge()
+print("a judge input:", repr(chat_text(judge.tokenizer, judge.templates.pairwise_text("the movie", "was great .", "was dull ."))))
+
+n_ai = n_labels * ai_budget_multiple
+pairs = sample_response_pairs(sft, tokenizer, world, n_ai + 2 * n_labels, seed=seed).without_empty()
+gold_gap = pairs.gold_gap(world)
+held_out = pairs.select(range(len(pairs) - n_labels, len(pairs)))  # for the verifier and the rubric
+pairs = pairs.select(range(n_ai))
+gold_first = pairs.gold_gap(world) > 0
+decided = pairs.gold_gap(world) != 0
+
+shown_order, swapped_order = judge.compare_orders(pairs.prompts, pairs.first, pairs.second)
+debiased = (shown_order + swapped_order) / 2
+humans = SimulatedAnnotators(world, AnnotatorConfig(temperature=0.2, disagreement=0.3, seed=seed))
+human_first = humans.label(pairs.prompts, pairs.first, pairs.second).first_preferred
+
+
+def agreement(first_preferred) -> float:
+    """Fraction of pairs (gold ties excluded) where a label picks the gold-better response."""
+    return float((np.asarray(first_preferred) == gold_first)[decided].mean())
+
+
+length_gap = np.array([len(a.split()) - len(b.split()) for a, b in zip(pairs.first, pairs.second)])
+longer_first = length_gap > 0
+shorter_is_better = decided & (length_gap != 0) & (longer_first != gold_first)
+judge_report = {
+    "human annotator": agreement(human_first),
+    "judge, shown order": agreement(shown_order > 0.5),
+    "judge, debiased": agreement(debiased > 0.5),
+    "position consistency": float(((shown_order > 0.5) == (swapped_order > 0.5)).mean()),
+    "first chosen (shown order)": float((shown_order > 0.5).mean()),
+    "longer chosen when shorter is better, judge": float(((debiased > 0.5) == longer_first)[shorter_is_better].mean()),
+    "longer chosen when shorter is better, human": float((human_first == longer_first)[shorter_is_better].mean()),
+    "unparsed": int(judge.counts["unparsed"]),
+}
+for name, value in judge_report.items():
+    print(f"{name:48s} {value:.3f}" if isinstance(value, float) else f"{name:48s} {value}")
+
+# %% [markdown]
+# The judge agrees with gold less often than a human annotator, and the order of the two
+# responses changes its verdict on a sizeable fraction of pairs. Averaging the two orders
+# recovers part of the lost agreement. When gold prefers the shorter response, the judge picks
+# the longer one more often than humans do: its teacher's length bias survived distillation.
+#
+# ## 2. Two more judges: a generative verifier and a rubric
+#
+# The same judge also answers a **pointwise** question ("is this response good? yes/no"). Its
+# reward is $P(\texttt{yes})$, the reward of a generative verifier. GenRM (2408.15240) goes a
+# step further and *fine-tunes* the judge to emit that token, with plain next-token prediction:
+# the chosen response of a labelled pair → `yes`, the rejected one → `no`
+# (`survey_lib.judges.train_verifier`). We fine-tune a copy of the judge on the `n_labels` human
+# comparisons and measure pairwise accuracy on held-out pairs before and after.
+#
+# **Rule-based rewards** (RBR, 2411.01111) write the desiderata as propositions that code can
+# check. A linear model combines them, $r(x,y) = \sum_i w_i\,\phi_i(x,y)$, and the weights are
+# fitted to comparisons (`Rubric.fit`). Every rule's contribution stays visible.
+
+# %%
+held_gold_first, held_decided = held_out.gold_gap(world) > 0, held_out.gold_gap(world) != 0
+
+
+def held_out_accuracy(reward) -> float:
+    """Pairwise accuracy against gold of a reward (a judge's score) on the held-out pairs."""
+    diff = reward(held_out.prompts, held_out.first) - reward(held_out.prompts, held_out.second)
+    return float(((diff > 0) == held_gold_first)[held_decided].mean())
+
+
+human_rows = sample_response_pairs(sft, tokenizer, world, n_labels, seed=seed + 7).without_empty().label(humans)
+verifier = copy.deepcopy(judge)
+verifier_before = held_out_accuracy(verifier)
+train_verifier(verifier, human_rows, VerifierConfig(seed=seed, learning_rate=3e-4))
+verifier_after = held_out_accuracy(verifier)
+
+
+def repeats(prompt, response):
+    words = response.split()
+    return float(len(set(words)) < len(words))
+
+
+rubric = Rubric([
+    Rule("ends with . or !", lambda p, y: float(y.split()[-1:] in ([e] for e in END)) if y else 0.0,
+         description="a finished sentence"),
+    Rule("praises", lambda p, y: float(any(w in POSITIVE for w in y.split())), description="a positive adjective"),
+    Rule("criticises", lambda p, y: float(any(w in NEGATIVE for w in y.split())), description="a negative adjective"),
+    Rule("repeats a word", repeats, description="any word twice"),
+    Rule("6 to 12 words", lambda p, y: float(6 <= len(y.split()) <= 12), description="near the preferred length"),
+], bias=0.0).fit(human_rows)
+rubric_accuracy = held_out_accuracy(rubric)
+print({r.name: round(r.weight, 2) for r in rubric.rules})
+example = held_out.select(range(3))
+print({k: np.round(v, 2).tolist() for k, v in rubric.contributions(example.prompts, example.first).items()}, example.first)
+verifier_report = {"judge pointwise (P(yes))": verifier_before, "GenRM fine-tuned on human pairs": verifier_after,
+                   "rubric fitted on human pairs": rubric_accuracy}
+print(verifier_report)
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.2))
+bars = {"human\nannotator": judge_report["human annotator"], "judge\nshown order": judge_report["judge, shown order"],
+        "judge\ndebiased": judge_report["judge, debiased"], "judge\npointwise": verifier_before,
+        "GenRM\nfine-tuned": verifier_after, "rubric\n(fitted)": rubric_accuracy}
+ax.bar(list(bars), list(bars.values()), color=["grey"] + ["tab:blue"] * 3 + ["tab:green", "tab:orange"])
+ax.set_ylim(0.5, 1.0)
+ax.set_ylabel("agreement with gold")
+ax.set_title("AI feedback against the gold reward (policy samples)")
+chapter.show(fig, "judge_agreement")
+
+# %% [markdown]
+# ## 3. RLAIF against RLHF: the same budget, and ten times the budget
+#
+# The distillation route: label pairs with the debiased judge, fit chapter 03's Bradley–Terry
+# reward model to the labels, and optimise the SFT policy against it with chapter 04's RLOO.
+# We compare three reward models: humans' `n_labels` labels (RLHF), the judge's `n_labels`
+# labels, and the judge's `ai_budget_multiple × n_labels` labels, which cost no more to collect
+# than running the judge longer. A fourth policy is trained on the judge's pointwise
+# $P(\texttt{yes})$ directly, with no reward model in between ("direct" RLAIF).
+
+# %%
+ai_labels = judge.label(pairs, debiased)  # the judgements of section 1
+rewards = {}
+for name, rows in (
+    (f"RLHF: {n_labels} human labels", human_rows),
+    (f"RLAIF: {n_labels} AI labels", ai_labels.rows[:n_labels]),
+    (f"RLAIF: {n_ai} AI labels", ai_labels.rows),
+):
+    torch.manual_seed(seed)
+    rm_model, rm_tokenizer = chapter.profile.load("text", head="reward")
+    rewards[name] = train_reward_model(rm_model, rm_tokenizer, rows, RewardConfig(seed=seed))
+rewards["direct RLAIF: judge P(yes)"] = judge
+
+baseline = reference_baseline(sft, tokenizer, world, eval_samples, seed=seed + 1)
+sft_gold = float(baseline.gold.mean())
+group_config = GroupConfig(steps=rl_steps, batch_size=batch_size, learning_rate=learning_rate, beta=kl_coef,
+                           num_generations=num_generations, seed=seed)
+rlaif = {}
+for name, reward in rewards.items():
+    rm_accuracy = held_out_accuracy(reward)
+    torch.manual_seed(seed)
+    policy = copy.deepcopy(sft)
+    train_group_policy(policy, tokenizer, list(world.prompts), reward, group_config, method="rloo", progress=True)
+    point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)
+    rlaif[name] = {"reward_accuracy": rm_accuracy, "gold": point["gold"], "kl": point["kl"], "win_rate": point["win_rate"]}
+    print(f"{name:32s} reward accuracy {rm_accuracy:.3f}  gold {point['gold']:.3f}  KL {point['kl']:.2f}")
+    del policy
+print(f"SFT gold {sft_gold:.3f}; AI labels: {ai_labels.unparsed} unparsed, {ai_labels.ties} ties")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+names = list(rlaif)
+short = [n.replace(": ", ":\n") for n in names]
+axes[0].bar(short, [rlaif[n]["reward_accuracy"] for n in names], color="tab:blue")
+axes[0].set_ylim(0.5, 1.0)
+axes[0].set_ylabel("held-out accuracy vs gold")
+axes[0].set_title("the reward the policy is trained on")
+axes[1].bar(short, [rlaif[n]["gold"] for n in names], color="tab:green")
+axes[1].axhline(sft_gold, color="grey", ls="--", label="SFT")
+axes[1].set_ylabel("gold reward after RLOO")
+axes[1].set_title(f"the policy ({rl_steps} RLOO steps)")
+axes[1].legend()
+for ax in axes:
+    ax.tick_params(axis="x", labelsize=7)
+chapter.show(fig, "rlaif_vs_rlhf")
+
+# %% [markdown]
+# ## 4. A self-rewarding language model
+#
+# Yuan et al. (2401.10020) let one model play both parts. Each round, $M_t$ samples
+# `candidates` responses per prompt and scores them with its own pointwise judgement. The best
+# and the worst response of each prompt make a DPO pair, and DPO from $M_t$ gives $M_{t+1}$.
+# The zoo judge can write reviews as well as judge them, so it is our seed model $M_0$.
+# Each round we track the gold reward of $M_t$'s samples, and the **self-judge accuracy**: how
+# often $M_t$'s own scores rank a pair of its samples as gold does. The paper reports that the
+# judge improves alongside the policy. DPO trains only the writing here, so the judge could just
+# as well drift.
+
+# %%
+self_model = chapter.profile.load_judge()
+seed_model = copy.deepcopy(self_model.model).eval()
+seed_baseline = reference_baseline(seed_model, self_model.tokenizer, world, eval_samples, seed=seed + 1)
+
+
+def evaluate_self(round_, model_judge) -> dict:
+    point = evaluate_policy(model_judge.model, seed_model, model_judge.tokenizer, world, seed_baseline, seed=seed + 3)
+    own = sample_response_pairs(model_judge.model, model_judge.tokenizer, world, eval_samples, seed=seed + 100 + round_)
+    gap = own.gold_gap(world)
+    scores = model_judge.score(own.prompts, own.first) - model_judge.score(own.prompts, own.second)
+    accuracy = float(((scores > 0) == (gap > 0))[gap != 0].mean())
+    print(f"round {round_}: gold {point['gold']:.3f}, KL from M0 {point['kl']:.2f}, self-judge accuracy {accuracy:.3f}")
+    return {"gold": point["gold"], "kl": point["kl"], "self_judge_accuracy": accuracy}
+
+
+sr_config = SelfRewardingConfig(rounds=self_rewarding_rounds, prompts_per_round=prompts_per_round, candidates=candidates,
+                                preference=PreferenceConfig(loss="dpo", beta=dpo_beta, epochs=2, learning_rate=dpo_learning_rate),
+                                seed=seed)
+self_rounds = self_rewarding(self_model, list(world.prompts), sr_config, evaluate=evaluate_self, progress=True)
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.2))
+rounds = [r["round"] for r in self_rounds]
+ax.plot(rounds, [r["gold"] for r in self_rounds], "o-", label="gold reward of M_t")
+ax.plot(rounds, [r["self_judge_accuracy"] for r in self_rounds], "s-", label="self-judge accuracy")
+ax.set_xticks(rounds)
+ax.set_xlabel("round t")
+ax.legend()
+ax.set_title("self-rewarding: the policy and its own judge")
+chapter.show(fig, "self_rewarding")
+
+# %% [markdown]
+# ## 5. Critique → revision, and what a tiny judge cannot do
+#
+# Constitutional AI (Bai et al., [arXiv 2212.08073](https://arxiv.org/abs/2212.08073)) asks the
+# model to critique its response against a principle, then to rewrite it to answer the critique.
+# The revisions become training data. `survey_lib.rlaif.critique_and_revise` runs this loop
+# with any causal LM. Given a judge, it keeps a revision only when the judge prefers it. With an
+# instruct model (the `colab` and `gpu` profiles) the critique and revision are free text,
+# written from the English `Constitution` templates.
+#
+# **The zoo model cannot do this.** It has no words for a principle, and it cannot condition a
+# rewrite on a critique. On the tiny profile the loop therefore degenerates, and we say so:
+# the "critique" is one token, the judge's pointwise `yes`/`no`, and the "revision" is a fresh
+# sample for the same prompt, kept only if the judge prefers it to the original. That is
+# judge-filtered resampling, not Constitutional AI. It measures only how much a judge's
+# preference, applied as a filter, improves responses it rated `no`.
+
+# %%
+if profile == "tiny":
+    constitution = Constitution(
+        principles=("is it good ?",),
+        critique="<|user|> rate {prompt} : {response} good ? <|assistant|>",
+        revision="{prompt}",
+        use_chat_template=False,
+    )
+    reviser = sft
+else:
+    constitution, reviser = Constitution(), judge.model
+flagged_index = np.flatnonzero(judge.score(baseline.prompts, baseline.completions) < 0.5)[:128]
+flagged_prompts = [baseline.prompts[i] for i in flagged_index]
+flagged = [baseline.completions[i] for i in flagged_index]
+revision = critique_and_revise(reviser, tokenizer, flagged_prompts, flagged, constitution, judge=judge, rounds=2,
+                               max_new_tokens=24 if profile == "tiny" else 128, seed=seed)
+before, after = world.gold_reward(flagged_prompts, flagged), world.gold_reward(flagged_prompts, revision[-1]["responses"])
+critique_report = {"flagged": len(flagged), "kept_per_round": [float(r["kept"].mean()) for r in revision],
+                   "gold_before": float(before.mean()), "gold_after": float(after.mean())}
+print(critique_report)
+print("example:", flagged[0], "| critique:", revision[0]["critiques"][0], "| after:", revision[-1]["responses"][0])
+
+# %% [markdown]
+# ## What we measured
+#
+# On seeds 0, 1 and 2 of the tiny profile (the test's bands state the claims):
+#
+# - The AI judge is a **cheaper, weaker and biased** labeler. It agreed with gold on 0.76–0.77
+#   of pairs in the order shown and 0.79 after position-swap debiasing, against 0.85–0.87 for a
+#   human annotator. It picked the first response 60% of the time, and swapping the order
+#   changed its verdict on about a quarter of pairs. When gold preferred the shorter response
+#   it chose the longer one about a third of the time; humans did so 12–15% of the time.
+# - Its pointwise $P(\texttt{yes})$ ranked pairs better than its pairwise verdict did
+#   (0.81–0.85). GenRM fine-tuning on 500 human comparisons raised that by a further
+#   0.02–0.06. Five hand-written rules with fitted weights reached 0.77–0.80.
+# - At an **equal budget** of 500 labels, a reward model fitted to AI labels ranked held-out
+#   pairs less accurately than one fitted to human labels. At **ten times the budget** it gained
+#   accuracy, and the policy trained on it reached a higher gold reward than the RLHF policy on
+#   every seed. The judge's $P(\texttt{yes})$ used directly as the reward did as well or better,
+#   at a smaller KL. This is RLAIF's scalability argument (2309.00267), in miniature.
+# - **Self-rewarding** raised the model's gold reward by 0.3–0.4 in three rounds, at about one
+#   nat of KL. Its self-judge's accuracy did not improve with it: it moved by −0.06 to +0.03, so
+#   the judge drifted slightly rather than improving. The paper's claim that the judge improves
+#   relied on a 70B model's judging skill carrying over. Here DPO trains the writing only, and
+#   the judging is left to whatever shared weights happen to do.
+
+# %%
+chapter.finish(
+    {
+        "judge": judge_report,
+        "verifiers": verifier_report,
+        "sft_gold": sft_gold,
+        "rlaif": rlaif,
+        "self_rewarding": [{k: r[k] for k in ("round", "gold", "kl", "self_judge_accuracy")} for r in self_rounds],
+        "critique_revision": critique_report,
+    },
+    {"rubric_weights": {r.name: r.weight for r in rubric.rules}, "self_rewarding_rounds": self_rounds,
+     "ai_labels": {"unparsed": ai_labels.unparsed, "ties": ai_labels.ties, "rows": len(ai_labels.rows)}},
+)
