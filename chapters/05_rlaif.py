@@ -338,13 +338,13 @@ if profile == "tiny":
         revision="{prompt}",
         use_chat_template=False,
     )
-    reviser = sft
+    reviser, reviser_tokenizer = sft, tokenizer
 else:
-    constitution, reviser = Constitution(), judge.model
+    constitution, reviser, reviser_tokenizer = Constitution(), judge.model, judge.tokenizer
 flagged_index = np.flatnonzero(judge.score(baseline.prompts, baseline.completions) < 0.5)[:128]
 flagged_prompts = [baseline.prompts[i] for i in flagged_index]
 flagged = [baseline.completions[i] for i in flagged_index]
-revision = critique_and_revise(reviser, tokenizer, flagged_prompts, flagged, constitution, judge=judge, rounds=2,
+revision = critique_and_revise(reviser, reviser_tokenizer, flagged_prompts, flagged, constitution, judge=judge, rounds=2,
                                max_new_tokens=24 if profile == "tiny" else 128, seed=seed)
 before, after = world.gold_reward(flagged_prompts, flagged), world.gold_reward(flagged_prompts, revision[-1]["responses"])
 critique_report = {"flagged": len(flagged), "kept_per_round": [float(r["kept"].mean()) for r in revision],

@@ -236,3 +236,17 @@ def test_rubric_fit_recovers_the_weights_that_generated_the_labels():
     base = lambda prompts, responses: truth["ends"] * np.array([ends("", r) for r in responses])  # noqa: E731
     on_top = rubric.fit(rows, base_reward=base, l2=0.0)
     assert abs(on_top.weights[0]) < 0.15 and on_top.weights[1] == pytest.approx(truth["praise"], abs=0.15)
+
+
+def test_a_local_model_without_templates_gets_the_english_ones(tmp_path):
+    # the Hub route of the colab/gpu profiles, offline: a saved model with no judge.json
+    tok = build_tokenizer(TextWorld().vocabulary + ["A", "B", "Yes", "No"], "word")
+    random_judge_lm(tok).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    judge = LLMJudge.from_pretrained(tmp_path)
+    assert judge.templates == JudgeTemplates()
+    p = judge.compare(PAIRS.prompts, PAIRS.first, PAIRS.second, debias=False)
+    s = judge.score(PAIRS.prompts, PAIRS.first)
+    # an untrained model rarely puts a verdict first: each judgement is a probability or counted
+    assert np.all(np.isnan(p) | ((p >= 0) & (p <= 1))) and np.all(np.isnan(s) | ((s >= 0) & (s <= 1)))
+    assert judge.counts == {"judged": 4, "unparsed": int(np.isnan(p).sum() + np.isnan(s).sum())}

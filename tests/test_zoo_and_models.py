@@ -114,7 +114,7 @@ def test_hub_id_offline_says_so_and_points_to_tiny():
 
 
 def test_profiles_name_real_models():
-    assert get_profile("tiny").text_model in ZOO
+    assert get_profile("tiny").text_model in ZOO and get_profile("tiny").judge_model in ZOO
     assert PROFILES["colab"].settings.dtype == "float16"  # a T4 has no bf16
     assert PROFILES["gpu"].settings.dtype == "bfloat16"
     assert all(p.settings.quantization == "nf4" for n, p in PROFILES.items() if n != "tiny")
