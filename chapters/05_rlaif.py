@@ -112,11 +112,10 @@ print("a judge input:", repr(chat_text(judge.tokenizer, judge.templates.pairwise
 
 n_ai = n_labels * ai_budget_multiple
 pairs = sample_response_pairs(sft, tokenizer, world, n_ai + 2 * n_labels, seed=seed).without_empty()
-gold_gap = pairs.gold_gap(world)
 held_out = pairs.select(range(len(pairs) - n_labels, len(pairs)))  # for the verifier and the rubric
 pairs = pairs.select(range(n_ai))
-gold_first = pairs.gold_gap(world) > 0
-decided = pairs.gold_gap(world) != 0
+gold_gap = pairs.gold_gap(world)
+gold_first, decided = gold_gap > 0, gold_gap != 0
 
 shown_order, swapped_order = judge.compare_orders(pairs.prompts, pairs.first, pairs.second)
 debiased = (shown_order + swapped_order) / 2
@@ -165,7 +164,8 @@ for name, value in judge_report.items():
 # fitted to comparisons (`Rubric.fit`). Every rule's contribution stays visible.
 
 # %%
-held_gold_first, held_decided = held_out.gold_gap(world) > 0, held_out.gold_gap(world) != 0
+held_gap = held_out.gold_gap(world)
+held_gold_first, held_decided = held_gap > 0, held_gap != 0
 
 
 def held_out_accuracy(reward) -> float:
@@ -325,19 +325,17 @@ chapter.show(fig, "self_rewarding")
 #
 # **The zoo model cannot do this.** It has no words for a principle, and it cannot condition a
 # rewrite on a critique. On the tiny profile the loop therefore degenerates, and we say so:
-# the "critique" is one token, the judge's pointwise `yes`/`no`, and the "revision" is a fresh
-# sample for the same prompt, kept only if the judge prefers it to the original. That is
+# the policy is asked the judge's pointwise question, but its "critique" is noise (the question's
+# words are outside its vocabulary) and nothing reads it. The "revision" is a fresh sample for
+# the same prompt, kept only if the judge prefers it to the original. That is
 # judge-filtered resampling, not Constitutional AI. It measures only how much a judge's
 # preference, applied as a filter, improves responses it rated `no`.
 
 # %%
 if profile == "tiny":
-    constitution = Constitution(
-        principles=("is it good ?",),
-        critique="<|user|> rate {prompt} : {response} good ? <|assistant|>",
-        revision="{prompt}",
-        use_chat_template=False,
-    )
+    # the judge's pointwise question, chat-formatted here; the revision is a plain prompt
+    critique = chat_text(judge.tokenizer, judge.templates.pointwise)
+    constitution = Constitution(principles=("is it good ?",), critique=critique, revision="{prompt}", use_chat_template=False)
     reviser, reviser_tokenizer = sft, tokenizer
 else:
     constitution, reviser, reviser_tokenizer = Constitution(), judge.model, judge.tokenizer

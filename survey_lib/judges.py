@@ -45,6 +45,7 @@ from ._checks import check_range, check_type
 from .checkpoints import resume_checkpoint, save_checkpoint
 from .models import ModelSettings, load_model, resolve_model_path
 from .preference_data import PreferenceDataError, ResponsePairs, validate_preference_rows
+from .reward_models import epoch_batch
 
 TEMPLATES_FILE = "judge.json"
 PLACEHOLDERS = {"pairwise": ("prompt", "first", "second"), "pointwise": ("prompt", "response")}
@@ -123,6 +124,11 @@ def _check_texts(name: str, texts, n: int | None = None) -> list[str]:
         if not isinstance(t, str):
             raise TypeError(f"{name}[{i}] must be str, got {type(t).__name__}")
     return list(texts)
+
+
+def _check_pairs(prompts, first, second) -> tuple[list[str], list[str], list[str]]:
+    prompts = _check_texts("prompts", prompts)
+    return prompts, _check_texts("first", first, len(prompts)), _check_texts("second", second, len(prompts))
 
 
 @dataclass
@@ -290,25 +296,23 @@ class LLMJudge(Judge):
         self.counts["unparsed"] += int(np.isnan(p).sum())
         return p
 
+    def _shown_first(self, prompts, first, second) -> np.ndarray:
+        """P(first wins) with `first` shown in position A, on inputs already checked."""
+        texts = [self.templates.pairwise_text(*x) for x in zip(prompts, first, second)]
+        return self.verdict_probability(texts, self.pairwise_ids)
+
     def compare_orders(self, prompts, first, second) -> tuple[np.ndarray, np.ndarray]:
         """(P(first wins | shown first), P(first wins | shown second)): the two judgements
         that position-swap debiasing averages; they differ by the judge's position bias."""
-        prompts = _check_texts("prompts", prompts)
-        first, second = _check_texts("first", first, len(prompts)), _check_texts("second", second, len(prompts))
-        t = self.templates
-        shown = self.verdict_probability([t.pairwise_text(*x) for x in zip(prompts, first, second)], self.pairwise_ids)
-        swapped = self.verdict_probability([t.pairwise_text(*x) for x in zip(prompts, second, first)], self.pairwise_ids)
-        return shown, 1 - swapped
+        prompts, first, second = _check_pairs(prompts, first, second)
+        return self._shown_first(prompts, first, second), 1 - self._shown_first(prompts, second, first)
 
     def compare(self, prompts, first, second, *, debias: bool | None = None) -> np.ndarray:
         """P(first is better); with debiasing, the mean of the two orders' judgements
         (`compare_orders`). A pair is unparsed if either order is."""
         if self.debias if debias is None else debias:
             return np.mean(self.compare_orders(prompts, first, second), axis=0)
-        prompts = _check_texts("prompts", prompts)
-        first, second = _check_texts("first", first, len(prompts)), _check_texts("second", second, len(prompts))
-        texts = [self.templates.pairwise_text(*x) for x in zip(prompts, first, second)]
-        return self.verdict_probability(texts, self.pairwise_ids)
+        return self._shown_first(*_check_pairs(prompts, first, second))
 
     def score(self, prompts, responses) -> np.ndarray:
         """P(Yes) under the pointwise template: the generative verifier's reward."""
@@ -378,17 +382,14 @@ def train_verifier(judge: LLMJudge, rows: list[dict], config: VerifierConfig | N
     targets = torch.tensor([judge.pointwise_ids[0] if good else judge.pointwise_ids[1] for *_, good in examples])
     model = judge.model
     n, batch = len(texts), min(config.batch_size, len(texts))
-    steps_per_epoch = math.ceil(n / batch)
-    total = config.epochs * steps_per_epoch
+    total = config.epochs * math.ceil(n / batch)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0)
     settings = {k: v for k, v in asdict(config).items() if k not in ("output_dir", "save_steps")}
     fingerprint = hashlib.sha256(repr((texts, targets.tolist(), settings)).encode()).hexdigest()[:16]
     start, history, _ = resume_checkpoint(config.output_dir, model, optimizer, fingerprint)
     model.train()
     for step in tqdm(range(start, total), desc="verifier", disable=not progress, initial=start, total=total):
-        epoch, k = divmod(step, steps_per_epoch)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-        index = order[k * batch : (k + 1) * batch].tolist()
+        index = epoch_batch(step, n, batch, config.seed)
         logits = next_token_logits(model, judge.tokenizer, [texts[i] for i in index])
         loss = torch.nn.functional.cross_entropy(logits, targets[index].to(logits.device))
         if not torch.isfinite(loss):

@@ -196,6 +196,15 @@ def _margins(rows: list[dict]) -> torch.Tensor | None:
     return torch.tensor([float(r["margin"]) for r in rows])
 
 
+def epoch_batch(step: int, n: int, batch: int, seed: int) -> list[int]:
+    """Row indices of optimiser step `step` over `n` rows: each epoch a fresh seeded shuffle,
+    cut into batches of `batch` (the last one may be short). Deterministic in (step, seed),
+    so a resumed run sees the batches the interrupted one would have (chapters 03, 05)."""
+    epoch, k = divmod(step, math.ceil(n / batch))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return order[k * batch : (k + 1) * batch].tolist()
+
+
 def train_reward_model(model, tokenizer, rows: list[dict], config: RewardConfig | None = None, *, progress: bool = False) -> RewardModel:
     """Fit a Bradley-Terry reward model on preference rows (chapter 03).
 
@@ -229,9 +238,7 @@ def train_reward_model(model, tokenizer, rows: list[dict], config: RewardConfig 
 
     model.train()
     for step in tqdm(range(start, total_steps), desc="reward model", disable=not progress, initial=start, total=total_steps):
-        epoch, k = divmod(step, steps_per_epoch)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-        index = order[k * batch : (k + 1) * batch].tolist()
+        index = epoch_batch(step, n, batch, config.seed)
         scores = reward_model.forward([chosen[i] for i in index] + [rejected[i] for i in index]).float()
         r_chosen, r_rejected = scores[: len(index)], scores[len(index) :]
         loss = bradley_terry_loss(r_chosen, r_rejected, None if margins is None else margins[index].to(scores.device))

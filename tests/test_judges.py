@@ -13,20 +13,13 @@ from survey_lib.judges import AILabels, JudgeTemplates, LLMJudge, Rubric, Rule, 
 from survey_lib.preference_data import PreferenceDataError, ResponsePairs
 from survey_lib.tokenization import build_tokenizer
 from survey_lib.world.text import NEGATIVE, POSITIVE, TextWorld
-from survey_lib.zoo import JUDGE_WORDS
+from survey_lib.zoo import JUDGE_WORDS, zoo_path
 
 from conftest import crash_at
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = JudgeTemplates(
-    pairwise="compare {prompt} A : {first} B : {second} better ?",
-    pointwise="rate {prompt} : {response} good ?",
-    first_verdict="A",
-    second_verdict="B",
-    yes_verdict="yes",
-    no_verdict="no",
-)
+TINY = JudgeTemplates.load(zoo_path("tiny-judge-lm"))  # the zoo judge's own templates
 
 
 @pytest.fixture(scope="module")

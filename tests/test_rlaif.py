@@ -67,8 +67,7 @@ def test_constitution_templates_are_checked():
 
 def test_critique_and_revise_keeps_only_what_the_judge_prefers(zoo_judge):
     policy, tok = get_profile("tiny").load("text")
-    constitution = Constitution(principles=("x",), critique="<|user|> rate {prompt} : {response} good ? <|assistant|>",
-                                revision="{prompt}", use_chat_template=False)
+    constitution = Constitution(principles=("x",), critique=zoo_judge.templates.pointwise, revision="{prompt}")
     prompts, responses = ["the movie"] * 8, ["was good and it was not very fun and the plot was long ."] * 8
     records = critique_and_revise(policy, tok, prompts, responses, constitution, judge=LengthJudge(), rounds=2)
     for r in records:  # a kept revision is longer than what it replaced, a rejected one never lands

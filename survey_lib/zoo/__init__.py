@@ -162,17 +162,18 @@ class JudgeCurriculum:
             yes_verdict="yes",
             no_verdict="no",
         )
-        self._chat = chat_text
-        self._chat_tokenizer = build_tokenizer(self.vocabulary, "word")
+        tokenizer = build_tokenizer(self.vocabulary, "word")
+        self._chat = lambda text: chat_text(tokenizer, text)
         writer_path = zoo_path("tiny-text-lm")
-        writer, writer_tokenizer = AutoModelForCausalLM.from_pretrained(writer_path), AutoTokenizer.from_pretrained(writer_path)
+        self.writer = AutoModelForCausalLM.from_pretrained(writer_path)
+        self.writer_tokenizer = AutoTokenizer.from_pretrained(writer_path)
         rng = np.random.default_rng(seed)
         temperatures = (0.6, 1.0, 1.4, 2.0)
         self.pool: dict[str, list[str]] = {p: [] for p in self.world.prompts}
         per = self.POOL_SIZE // len(temperatures)
         for i, t in enumerate(temperatures):
             prompts = [self.world.prompts[j] for j in rng.integers(len(self.world.prompts), size=per)]
-            for p, c in zip(prompts, sample_completions(writer, writer_tokenizer, prompts, temperature=t, seed=seed * 10 + i)):
+            for p, c in zip(prompts, sample_completions(self.writer, self.writer_tokenizer, prompts, temperature=t, seed=seed * 10 + i)):
                 if c.strip():
                     self.pool[p].append(c)
 
@@ -194,7 +195,7 @@ class JudgeCurriculum:
         labels = self.teacher.label(prompts, first, second, rng).first_preferred
         t = self.templates
         rows += [
-            (self._chat(self._chat_tokenizer, t.pairwise_text(p, a, b)), t.first_verdict if won else t.second_verdict)
+            (self._chat(t.pairwise_text(p, a, b)), t.first_verdict if won else t.second_verdict)
             for p, a, b, won in zip(prompts, first, second, labels)
         ]
         pointwise = n - len(rows)
@@ -203,7 +204,7 @@ class JudgeCurriculum:
         utility = self.teacher.utility(prompts, responses, 0)
         good = rng.random(pointwise) < 1 / (1 + np.exp(-(utility - self.THRESHOLD) / self.teacher.config.temperature))
         rows += [
-            (self._chat(self._chat_tokenizer, t.pointwise_text(p, r)), t.yes_verdict if g else t.no_verdict)
+            (self._chat(t.pointwise_text(p, r)), t.yes_verdict if g else t.no_verdict)
             for p, r, g in zip(prompts, responses, good)
         ]
         order = rng.permutation(n)
@@ -258,14 +259,13 @@ def _evaluate_judge(curriculum: JudgeCurriculum, model, tokenizer, n: int, seed:
     from ..preference_data import sample_response_pairs
 
     world = curriculum.world
-    writer, writer_tokenizer = (f(zoo_path("tiny-text-lm")) for f in (AutoModelForCausalLM.from_pretrained, AutoTokenizer.from_pretrained))
-    pairs = sample_response_pairs(writer, writer_tokenizer, world, 2 * n, seed=10_000 + seed)
+    pairs = sample_response_pairs(curriculum.writer, curriculum.writer_tokenizer, world, 2 * n, seed=10_000 + seed)
     gap = pairs.gold_gap(world)
     pairs = pairs.select(np.flatnonzero(gap != 0)[:n])
     gold_first = pairs.gold_gap(world) > 0
     judge = LLMJudge(model.eval(), tokenizer, curriculum.templates)
-    shown, debiased = judge.compare(pairs.prompts, pairs.first, pairs.second, debias=False), judge.compare(pairs.prompts, pairs.first, pairs.second)
-    swapped = judge.compare(pairs.prompts, pairs.second, pairs.first, debias=False)
+    shown, swapped = judge.compare_orders(pairs.prompts, pairs.first, pairs.second)
+    debiased = (shown + swapped) / 2
     pointwise = judge.score(pairs.prompts, pairs.first) - judge.score(pairs.prompts, pairs.second)
     teacher = curriculum.teacher.label(pairs.prompts, pairs.first, pairs.second, np.random.default_rng(seed)).first_preferred
     prompts = [world.prompts[i] for i in np.random.default_rng(seed).integers(len(world.prompts), size=n)]
@@ -275,7 +275,7 @@ def _evaluate_judge(curriculum: JudgeCurriculum, model, tokenizer, n: int, seed:
         "agreement_debiased": float(((debiased > 0.5) == gold_first).mean()),
         "agreement_pointwise": float(((pointwise > 0) == gold_first).mean()),
         "teacher_agreement": float((teacher == gold_first).mean()),
-        "position_consistency": float(((shown > 0.5) != (swapped > 0.5)).mean()),
+        "position_consistency": float(((shown > 0.5) == (swapped > 0.5)).mean()),
         "first_chosen_rate": float((shown > 0.5).mean()),
         "unparsed": int(judge.counts["unparsed"]),
         "gold_reward": float(world.gold_reward(prompts, samples).mean()),
