@@ -32,7 +32,7 @@ sync: $(VENV)/.installed  ## regenerate each chapter's .ipynb from its hand-edit
 lab: $(VENV)/.installed  ## open the chapters in JupyterLab
 	$(BIN)/jupyter lab chapters/
 
-zoo: $(VENV)/.installed  ## re-train the tiny model zoo from scratch (a few minutes)
+zoo: $(VENV)/.installed  ## re-train the tiny model zoo from scratch (about 14 minutes on 2 CPU cores)
 	$(BIN)/python -m survey_lib.zoo build
 
 clean:

@@ -270,10 +270,11 @@ for method, run in runs.items():
 #   change as a whole: the source of its stability (Sun: conservative updates from nearly
 #   on-policy data) and of its need for a KL penalty.
 # - With the KL-shaped return, both REINFORCE and PPO drive $\mathrm{KL}(\pi\|\pi^\star)$ down by
-#   well over tenfold. PPO falls far faster per batch of samples, because it takes 16 updates
-#   per batch; at the same step size it then hovers at a noise floor (each batch's 16 steps
-#   chase that batch's sampling noise), while REINFORCE keeps descending. Sample efficiency
-#   against the precision of the fixed point: try a smaller `learning_rate` for PPO.
+#   more than tenfold (the factors are printed above). PPO falls far faster per batch of
+#   samples, because it takes 16 updates per batch; at the same step size it then hovers at
+#   a noise floor (each batch's 16 steps chase that batch's sampling noise), while REINFORCE
+#   keeps descending. Sample efficiency against the precision of the fixed point: try a
+#   smaller `learning_rate` for PPO.
 #
 # Chapter 04 scales these pieces up to PPO for a real (tiny) language model: value head,
 # GAE, per-token KL penalty, and the reward-vs-KL frontier.

@@ -118,7 +118,7 @@ def fit(rows, member=0):
     torch.manual_seed(seed + member)
     model, tok = chapter.profile.load("text", head="reward")
     config = RewardConfig(epochs=epochs, min_steps=min_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed + member)
-    return train_reward_model(model, tok, rows, config)
+    return train_reward_model(model, config, rows, tokenizer=tok)
 
 
 # %% [markdown]
@@ -263,12 +263,12 @@ chapter.show(fig, "length_bias")
 
 # %% [markdown]
 # The biased annotators' RM prefers the longer response so strongly that it gets most
-# length-adversarial pairs *wrong*. OffsetBias pairs push back only a little in this world
-# (+0.02 to +0.13 over seeds 0-2): the RM mostly learns to spot the two constructed errors
-# rather than to stop rewarding length. Removing the length signal from the data repairs far
-# more, and even raises held-out accuracy with a third of the comparisons: biased labels are
-# worse than fewer labels. (On real data, length often does carry information; balancing
-# throws that away too.)
+# length-adversarial pairs *wrong*. OffsetBias pairs push back only part of the way in this
+# world: the RM mostly learns to spot the two constructed errors rather than to stop
+# rewarding length. Removing the length signal from the data repairs far more, and raises
+# held-out accuracy above the biased RM's with only a fraction of the comparisons (the count
+# is printed above): biased labels are worse than fewer labels. (On real data, length often
+# does carry information; balancing throws that away too.)
 #
 # ## 5. Margins and ensembles
 #
@@ -306,14 +306,15 @@ print(f"mean spread of the members' rewards: held-out {spread['held_out']:.3f}, 
 # - Held-out accuracy against the gold reward rises with the number of comparisons and falls
 #   with label noise; at a few thousand comparisons the RM matches a single annotator on clean
 #   labels and beats the careless ones by a wide margin.
-# - Llama 2's margin makes no measurable difference here (within ±0.02 over seeds 0-2).
+# - Llama 2's margin makes no measurable difference here (compare the accuracies with and
+#   without it, printed in section 5).
 # - By category: easy pairs nearly solved, near-ties near chance, out-of-distribution pairs
 #   clearly worse; noisy labels make the RM under-confident (higher ECE).
 # - A length bias in the annotators flips the RM on length-adversarial pairs; OffsetBias
 #   counter-examples recover a little of it, length-balanced curation most of it.
 # - An ensemble's mean is a little more accurate than its members. Its spread, though, hardly
-#   tells in- from out-of-distribution pairs (the OOD spread was 0.95-1.17x the held-out one
-#   over seeds 0-2): members that share a pre-trained trunk and their data make the same
+#   tells in- from out-of-distribution pairs (compare the two mean spreads printed in
+#   section 5): members that share a pre-trained trunk and their data make the same
 #   mistakes, as Eisenstein et al. ([arXiv 2312.09244](https://arxiv.org/abs/2312.09244)) found
 #   for reward-model ensembles at scale. Chapter 06 returns to uncertainty.
 #

@@ -76,18 +76,19 @@ import tempfile
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from survey_lib.book import Chapter
 from survey_lib.generation import sample_completions
 from survey_lib.models import load_model
 from survey_lib.online_rl import GroupConfig, train_group_policy
-from survey_lib.overoptimization import best_of_n_sweep, fit_gao, gao_curve
+from survey_lib.overoptimization import best_of_n_at_most, best_of_n_kl, best_of_n_sweep, fit_gao
+from survey_lib.plots import frontier_scatter, overoptimization_panel, ppo_training_curves
 from survey_lib.policy_eval import evaluate_policy, evaluation_callback, evaluation_prompts, reference_baseline
 from survey_lib.ppo import PPOConfig, train_ppo
-from survey_lib.preference_data import sample_response_pairs
-from survey_lib.preference_training import PreferenceConfig, train_preference
+from survey_lib.preference_data import candidate_rows, sample_response_pairs
+from survey_lib.preference_config import PreferenceConfig
+from survey_lib.preference_training import train_preference
 from survey_lib.reward_models import RewardConfig, train_reward_model
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 from survey_lib.world.text import TextWorld
@@ -113,7 +114,7 @@ annotators = SimulatedAnnotators(world, AnnotatorConfig(temperature=0.2, disagre
 rows = sample_response_pairs(sft, tokenizer, world, n_pairs, seed=seed).label(annotators)
 torch.manual_seed(seed)
 rm_model, rm_tokenizer = chapter.profile.load("text", head="reward")
-proxy = train_reward_model(rm_model, rm_tokenizer, rows, RewardConfig(seed=seed))
+proxy = train_reward_model(rm_model, RewardConfig(seed=seed), rows, tokenizer=rm_tokenizer)
 reward_dir = tempfile.mkdtemp(prefix="reward-model-")
 proxy.save_pretrained(reward_dir)
 
@@ -123,10 +124,19 @@ prompts = list(world.prompts)
 print(f"SFT policy: gold reward {sft_gold:.3f}, proxy reward {sft_proxy:.3f}")
 
 
-def evaluate(policy) -> dict:
-    """Gold, proxy and KL from the SFT policy on fresh samples (`survey_lib.policy_eval`)."""
+def evaluate(policy) -> tuple[dict, list[str]]:
+    """KL from the SFT policy, gold and proxy reward and win rate on fresh samples
+    (`survey_lib.policy_eval`), and the samples themselves, to read."""
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3, proxy=proxy)
-    return {k: point[k] for k in ("kl", "gold", "proxy", "win_rate")}
+    return {k: point[k] for k in ("kl", "gold", "proxy", "win_rate")}, point["completions"]
+
+
+def train_from_sft(train):
+    """(policy, what `train(policy)` returned) for a fresh copy of the SFT policy. Every
+    method starts from the same seed, so that the runs differ by their method only."""
+    torch.manual_seed(seed)
+    policy = copy.deepcopy(sft)
+    return policy, train(policy)
 
 
 # %% [markdown]
@@ -163,33 +173,25 @@ ppo_config = PPOConfig(steps=rl_steps, batch_size=batch_size, learning_rate=lear
 
 
 def run_ppo(config: PPOConfig, every: int | None = None):
-    """PPO from the SFT policy with a fresh critic initialised from the reward model."""
-    torch.manual_seed(seed)
-    policy = copy.deepcopy(sft)
-    critic, _ = load_model(reward_dir, chapter.profile.settings, head="value")
+    """PPO from the SFT policy with a fresh critic initialised from the reward model:
+    (policy, training history, an evaluation every `every` steps)."""
     callback, path = evaluation_callback(sft, tokenizer, world, baseline, every=every, proxy=proxy, seed=seed + 3) if every else (None, [])
-    result = train_ppo(policy, tokenizer, prompts, proxy, critic, config, callback=callback, progress=True)
+
+    def train(policy):
+        critic, _ = load_model(reward_dir, chapter.profile.settings, head="value")
+        return train_ppo(policy, config, prompts, tokenizer=tokenizer, reward=proxy, critic=critic, callback=callback,
+                         progress=True)
+
+    policy, result = train_from_sft(train)
     return policy, result.history, path
 
 
 ppo_policy, ppo_history, ppo_path = run_ppo(ppo_config, every=eval_every)
-frontier = {"PPO": evaluate(ppo_policy)}
+ppo_point, ppo_samples = evaluate(ppo_policy)
+frontier = {"PPO": ppo_point}
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-steps = [h["step"] + 1 for h in ppo_history]
-axes[0].plot(steps, [h["score"] for h in ppo_history])
-axes[0].set(xlabel="iteration", ylabel="proxy score of the rollouts", title="Reward")
-axes[1].plot(steps, [h["kl"] for h in ppo_history], label="KL(π_old || π_ref) per response")
-axes[1].axhline(kl_target, color="grey", ls="--", lw=0.8, label="KL target")
-ax_coef = axes[1].twinx()
-ax_coef.plot(steps, [h["kl_coef"] for h in ppo_history], color="C1", lw=0.8)
-ax_coef.set_ylabel("β_KL (adaptive)", color="C1")
-axes[1].set(xlabel="iteration", ylabel="nats", title="KL and its controller")
-axes[1].legend(fontsize=7)
-axes[2].plot(steps, [h["vf_loss"] for h in ppo_history], label="value loss")
-axes[2].plot(steps, [h["clipfrac"] for h in ppo_history], label="fraction of ratios clipped")
-axes[2].set(xlabel="iteration", title="Critic and clipping")
-axes[2].legend(fontsize=7)
+ppo_training_curves(axes, ppo_history, kl_target)
 fig.tight_layout()
 chapter.show(fig, "ppo_training")
 print("PPO along training (fresh samples):")
@@ -197,11 +199,11 @@ for p in ppo_path:
     print(f"  step {p['step']:3d}: KL {p['kl']:5.2f}  gold {p['gold']:.3f}  proxy {p['proxy']:.3f}")
 best = max(ppo_path, key=lambda p: p["gold"])
 print(f"PPO's best gold reward {best['gold']:.3f} at KL {best['kl']:.2f} (SFT: {sft_gold:.3f})")
-print("samples:", evaluate_policy(ppo_policy, sft, tokenizer, world, baseline, seed=seed + 3)["completions"][:4])
+print("samples:", ppo_samples[:4])
 
 # %% [markdown]
 # The critic starts from the reward model, so its value loss is small from the first
-# iterations; the ratio is clipped for a few percent of tokens per pass, which is the
+# iterations; the ratio is clipped for a small fraction of tokens per pass, which is the
 # conservative update at work. Gold reward (which PPO never sees) rises with the proxy.
 #
 # ## 3. Which details matter? An ablation
@@ -218,20 +220,21 @@ ablations = {
 ablation = {"PPO (all details)": frontier["PPO"]}
 for name, change in ablations.items():
     policy, _, _ = run_ppo(replace(ppo_config, **change))
-    ablation[name] = evaluate(policy)
+    ablation[name], _ = evaluate(policy)
     del policy
 for name, p in ablation.items():
     print(f"{name:24s} KL {p['kl']:5.2f}  gold {p['gold']:.3f}  proxy {p['proxy']:.3f}")
+print(f"without the KL penalty: {ablation['no KL penalty']['kl'] / frontier['PPO']['kl']:.1f} times PPO's KL, "
+      f"{ablation['no KL penalty']['gold'] - frontier['PPO']['gold']:+.2f} gold reward against PPO's")
 
 # %% [markdown]
 # Without the KL penalty the policy travels much further from the SFT model in the same
-# number of updates (2.5 to 10 times the KL over seeds 0–2). Whether the extra distance buys
-# gold reward is luck of the run: on seed 0 it gained, on seeds 1 and 2 the policy ran 22 nats
-# away and the gold reward fell below PPO's (0.42 and −0.12): the over-optimisation of
-# section 7, reached by accident. Whitening and value clipping change little at this scale
-# (within ±0.1 gold over seeds): the rewards are already of order one and the critic starts
-# from the reward model. Huang et al. report such details matter most at scale, with raw
-# rewards of arbitrary scale.
+# number of updates (the factor is printed above). Whether the extra distance buys gold
+# reward is luck of the run: on some seeds it gains, on others the policy runs so far that
+# its gold reward falls below PPO's, the over-optimisation of section 7 reached by accident.
+# Whitening and value clipping change little at this scale (compare their rows with PPO's):
+# the rewards are already of order one and the critic starts from the reward model. Huang et
+# al. report such details matter most at scale, with raw rewards of arbitrary scale.
 #
 # ## 4. Without a critic: RLOO and GRPO
 #
@@ -252,10 +255,9 @@ for name, p in ablation.items():
 group_config = GroupConfig(steps=rl_steps, batch_size=batch_size, learning_rate=learning_rate, beta=kl_coef,
                            num_generations=num_generations, seed=seed)
 for method in ("rloo", "grpo"):
-    torch.manual_seed(seed)
-    policy = copy.deepcopy(sft)
-    train_group_policy(policy, tokenizer, prompts, proxy, group_config, method=method, progress=True)
-    frontier[method.upper()] = evaluate(policy)
+    policy, _ = train_from_sft(lambda policy: train_group_policy(
+        policy, group_config, prompts, tokenizer=tokenizer, reward=proxy, method=method, progress=True))
+    frontier[method.upper()], _ = evaluate(policy)
     del policy
 
 # %% [markdown]
@@ -275,15 +277,11 @@ for method in ("rloo", "grpo"):
 ranking_pool = evaluation_prompts(world, ranking_prompts)
 repeated = [p for p in ranking_pool for _ in range(ranking_k)]
 candidates = sample_completions(sft, tokenizer, repeated, seed=seed + 4)
-scores = proxy(repeated, candidates)
-ranked_rows = [{"prompt": p, "completions": candidates[i * ranking_k : (i + 1) * ranking_k],
-                "rewards": scores[i * ranking_k : (i + 1) * ranking_k].tolist()} for i, p in enumerate(ranking_pool)]
+ranked_rows = candidate_rows(ranking_pool, candidates, proxy(repeated, candidates))
 for loss in ("rrhf", "pro"):
-    torch.manual_seed(seed)
-    policy = copy.deepcopy(sft)
-    train_preference(policy, ranked_rows, PreferenceConfig(loss=loss, learning_rate=learning_rate, epochs=ranking_epochs, seed=seed),
-                     tokenizer=tokenizer)
-    frontier[loss.upper()] = evaluate(policy)
+    ranking_config = PreferenceConfig(loss=loss, learning_rate=learning_rate, epochs=ranking_epochs, seed=seed)
+    policy, _ = train_from_sft(lambda policy: train_preference(policy, ranking_config, ranked_rows, tokenizer=tokenizer))
+    frontier[loss.upper()], _ = evaluate(policy)
     del policy
 
 # %% [markdown]
@@ -300,17 +298,16 @@ ns = [int(n) for n in bon_ns.split(",")]
 bon_pool_prompts = evaluation_prompts(world, bon_prompts)
 bon_pool = sample_completions(sft, tokenizer, [p for p in bon_pool_prompts for _ in range(max(ns))], seed=seed + 5)
 bon = best_of_n_sweep(sft, tokenizer, bon_pool_prompts, proxy, world.gold_reward, ns, completions=bon_pool)
-frontier["best-of-16"] = next({k: p[k] for k in ("kl", "gold", "proxy")} for p in bon if p["n"] == 16)
+trained = dict(frontier)  # the methods that train a policy; best-of-n is the curve they are read against
+bon_point = best_of_n_at_most(bon, 16)  # best-of-16, or the largest smaller n in bon_ns
+frontier[f"best-of-{bon_point['n']}"] = {k: bon_point[k] for k in ("kl", "gold", "proxy")}
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 for ax, key in ((ax1, "gold"), (ax2, "proxy")):
-    ax.plot([p["kl"] for p in bon], [p[key] for p in bon], "k.--", lw=1, label="best-of-n, n = 1…64")
+    ax.plot([p["kl"] for p in bon], [p[key] for p in bon], "k.--", lw=1, label=f"best-of-n, n = {min(ns)}…{max(ns)}")
     ax.plot([0] + [p["kl"] for p in ppo_path], [sft_gold if key == "gold" else sft_proxy] + [p[key] for p in ppo_path],
             "C0-", lw=1, alpha=0.6, label="PPO along training")
-    for i, (name, p) in enumerate(frontier.items()):
-        if name != "best-of-16":
-            ax.scatter(p["kl"], p[key], s=40, color=f"C{i}", zorder=3)
-            ax.annotate(name, (p["kl"], p[key]), fontsize=8, xytext=(4, 3), textcoords="offset points")
+    frontier_scatter(ax, trained, key)
     ax.set(xlabel="KL(π || π_SFT), nats", ylabel=f"mean {key} reward", title=f"{key.capitalize()} reward vs KL")
     ax.legend(fontsize=7)
 fig.tight_layout()
@@ -321,12 +318,14 @@ for name, p in frontier.items():
 
 # %% [markdown]
 # **Reading the frontier.** Every method raises the gold reward above the SFT policy's
-# while optimising only the proxy. The online methods (PPO, RLOO, GRPO) move furthest and
-# gain most in a few dozen iterations; the offline ranking methods move little, because they
-# only re-weight what the SFT policy already samples, once. Best-of-n is remarkably strong
-# for its KL, which is why it is a standard baseline (and, distilled, a training method:
-# chapter 05). The points are single runs at one seed; the test bands in
-# `tests/test_chapters.py` give the spread over seeds 0–2.
+# while optimising only the proxy. How far each one moves in its budget differs (the table
+# above), so read each point against the best-of-n curve rather than against the others.
+# The online methods (PPO, RLOO, GRPO) keep sampling from the policy they train; the ranking
+# methods (RRHF, PRO) only re-weight what the SFT policy sampled, once, and never see what
+# the policy they train writes. Best-of-n is remarkably strong for its KL, which is
+# why it is a standard baseline (and, distilled, a training method: chapter 05). The points
+# are single runs at one seed; the bands in `tests/test_chapters.py` state what holds across
+# seeds.
 #
 # ## 7. Over-optimisation: the proxy keeps rising, the gold reward does not
 #
@@ -344,37 +343,22 @@ for name, p in frontier.items():
 # %%
 torch.manual_seed(seed)
 weak_model, weak_tokenizer = chapter.profile.load("text", head="reward")
-weak_proxy = train_reward_model(weak_model, weak_tokenizer, rows[:sweep_pairs], RewardConfig(seed=seed))
+weak_proxy = train_reward_model(weak_model, RewardConfig(seed=seed), rows[:sweep_pairs], tokenizer=weak_tokenizer)
 weak_bon = best_of_n_sweep(sft, tokenizer, bon_pool_prompts, weak_proxy, world.gold_reward, ns, completions=bon_pool)
-torch.manual_seed(seed)
-policy = copy.deepcopy(sft)
 callback, sweep = evaluation_callback(sft, tokenizer, world, baseline, every=sweep_every, proxy=weak_proxy, seed=seed + 3)
 sweep_config = GroupConfig(steps=sweep_steps, batch_size=batch_size, learning_rate=sweep_learning_rate, beta=0.0,
                            num_generations=num_generations, seed=seed)
-train_group_policy(policy, tokenizer, prompts, weak_proxy, sweep_config, method="rloo", callback=callback, progress=True)
-del policy
+train_from_sft(lambda policy: train_group_policy(policy, sweep_config, prompts, tokenizer=tokenizer, reward=weak_proxy,
+                                                 method="rloo", callback=callback, progress=True))
 weak_sft_proxy = float(weak_proxy(baseline.prompts, baseline.completions).mean())
 rl_points = [{"kl": 0.0, "gold": sft_gold, "proxy": weak_sft_proxy}] + sweep
 rl_fit = fit_gao([p["kl"] for p in rl_points], [p["gold"] - sft_gold for p in rl_points], "rl")
 bon_fit = fit_gao([p["kl"] for p in weak_bon], [p["gold"] - weak_bon[0]["gold"] for p in weak_bon], "bon")
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-d_rl = np.sqrt(np.clip([p["kl"] for p in rl_points], 0, None))
-ax1.plot(d_rl, [p["proxy"] - weak_sft_proxy for p in rl_points], "C1o-", label="proxy gain")
-ax1.plot(d_rl, [p["gold"] - sft_gold for p in rl_points], "C0o", label="gold gain")
-grid = np.linspace(0, d_rl.max(), 100)
-ax1.plot(grid, gao_curve(grid, rl_fit["alpha"], rl_fit["beta"], "rl"), "C0-",
-         label=f"fit d(α − β log d): α={rl_fit['alpha']:.2f}, β={rl_fit['beta']:.2f}")
-ax1.set(xlabel="d = sqrt(KL)", ylabel="reward gain over SFT", title="RL on the weak proxy (RLOO, no KL penalty)")
-ax1.legend(fontsize=7)
-d_bon = np.sqrt([p["kl"] for p in weak_bon])
-ax2.plot(d_bon, [p["proxy"] - weak_bon[0]["proxy"] for p in weak_bon], "C1o-", label="proxy gain")
-ax2.plot(d_bon, [p["gold"] - weak_bon[0]["gold"] for p in weak_bon], "C0o", label="gold gain")
-grid = np.linspace(0, max(d_bon.max(), min(bon_fit["d_peak"], 3 * d_bon.max())), 100)
-ax2.plot(grid, gao_curve(grid, bon_fit["alpha"], bon_fit["beta"], "bon"), "C0-",
-         label=f"fit d(α − βd): α={bon_fit['alpha']:.2f}, β={bon_fit['beta']:.2f}")
-ax2.set(xlabel="d = sqrt(KL)", title="Best-of-n on the weak proxy (n = 1…64)")
-ax2.legend(fontsize=7)
+overoptimization_panel(ax1, rl_points, rl_fit, "rl", "RL on the weak proxy (RLOO, no KL penalty)")
+ax1.set_ylabel("reward gain over SFT")
+overoptimization_panel(ax2, weak_bon, bon_fit, "bon", f"Best-of-n on the weak proxy (n = {min(ns)}…{max(ns)})")
 fig.tight_layout()
 chapter.show(fig, "overoptimization")
 peak = max(sweep, key=lambda p: p["gold"])
@@ -382,18 +366,22 @@ print(f"RL: gold peaks at {peak['gold']:.3f} (KL {peak['kl']:.2f}, proxy {peak['
       f"at the end gold {sweep[-1]['gold']:.3f} (KL {sweep[-1]['kl']:.2f}, proxy {sweep[-1]['proxy']:.3f})")
 print(f"fits: RL α={rl_fit['alpha']:.3f} β={rl_fit['beta']:.3f} R²={rl_fit['r2']:.2f} (peak at d={rl_fit['d_peak']:.2f}); "
       f"BoN α={bon_fit['alpha']:.3f} β={bon_fit['beta']:.3f} R²={bon_fit['r2']:.2f} (peak at d={bon_fit['d_peak']:.2f})")
+print(f"best-of-{max(ns)}, the largest n measured, is only KL {best_of_n_kl(max(ns)):.2f} nats "
+      f"(d = {best_of_n_kl(max(ns)) ** 0.5:.2f}) from the SFT policy")
 
 # %% [markdown]
 # The proxy reward keeps climbing; the gold reward climbs with it, peaks, and then falls as
 # the policy drifts into text the weak reward model over-rates (in the text world, repetitive
 # and disfluent text, which the gold reward's repetition penalty and fluency gate punish).
-# How hard it falls varies: over seeds 0–2 the gold reward at the last evaluation was −1.6,
-# 0.98 and −1.05 against peaks of 1.04, 0.99 and 0.85. The functional form fits the RL path
-# well (R² ≥ 0.96 on each seed). Best-of-n moves far more slowly in KL (n = 64 is only 3.2
-# nats); on two seeds of three its fitted curve peaks near the largest n measured. This is the
-# case for a KL penalty, for early stopping, and for the remedies of chapter 03 (ensembles,
-# more and better comparisons): none of them moves the proxy, all of them protect the gold
-# reward.
+# How hard it falls varies from seed to seed (the peak and the last evaluation are printed
+# above): on some seeds the gold reward ends far below the SFT policy's, on others just under
+# its peak. The functional form fits the RL path well (its R² is printed above). Best-of-n
+# moves far more slowly in KL, which grows only as $\log n$: even the largest n measured stays
+# a few nats from the SFT policy, and whether its fitted curve peaks within the n measured or
+# only beyond them changes with the seed (compare the fit's peak d with the largest n's). This
+# is the case for a KL penalty, for early stopping, and for the remedies of chapter 03
+# (ensembles, more and better comparisons): none of them moves the proxy, all of them protect
+# the gold reward.
 
 # %%
 chapter.finish(

@@ -96,10 +96,12 @@ from tqdm.auto import tqdm
 from survey_lib.book import Chapter
 from survey_lib.enumerable_preferences import bradley_terry_matrix, fit_dro, fit_policy, sample_pairs
 from survey_lib.generation import sample_completions
+from survey_lib.plots import frontier_scatter
 from survey_lib.policy_eval import evaluate_policy, reference_baseline
-from survey_lib.preference_data import sample_response_pairs
+from survey_lib.preference_data import candidate_pairs, candidate_rows, sample_response_pairs
 from survey_lib.preference_losses import rejection_sample
-from survey_lib.preference_training import PreferenceConfig, train_preference
+from survey_lib.preference_config import PreferenceConfig
+from survey_lib.preference_training import train_preference
 from survey_lib.reward_models import RewardConfig, train_reward_model
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 from survey_lib.world.enumerable import EnumerableTask
@@ -169,19 +171,17 @@ baseline = reference_baseline(sft, tokenizer, world, eval_samples, seed=seed + 1
 
 torch.manual_seed(seed)
 rm_model, rm_tokenizer = chapter.profile.load("text", head="reward")
-reward_model = train_reward_model(rm_model, rm_tokenizer, rows, RewardConfig(seed=seed))
+reward_model = train_reward_model(rm_model, RewardConfig(seed=seed), rows, tokenizer=rm_tokenizer)
 
-# RSO: 8 SFT candidates per prompt, two accepted by statistical rejection sampling on the RM's
-# scores, then labelled by the same annotators
+# RSO: `rso_candidates` SFT samples per prompt, scored by the RM; two of each accepted by
+# statistical rejection sampling on those scores, then labelled by the same annotators
 prompts = [r["prompt"] for r in rows]
-candidates = sample_completions(sft, tokenizer, [p for p in prompts for _ in range(rso_candidates)], seed=seed + 2)
-scores = torch.tensor(reward_model(sum(([p] * rso_candidates for p in prompts), []), candidates))
+repeated = [p for p in prompts for _ in range(rso_candidates)]
+candidates = sample_completions(sft, tokenizer, repeated, seed=seed + 2)
+rso_pool = candidate_rows(prompts, candidates, reward_model(repeated, candidates))
 gen = torch.Generator().manual_seed(seed)
-picked = [[candidates[i * rso_candidates + j] for j in rejection_sample(scores[i * rso_candidates : (i + 1) * rso_candidates], 2, beta=rso_beta, generator=gen)]
-          for i in range(len(prompts))]
-keep = [i for i, (a, b) in enumerate(picked) if a != b]
-rso_rows = annotators.label([prompts[i] for i in keep], [picked[i][0] for i in keep], [picked[i][1] for i in keep]).to_rows(
-    [prompts[i] for i in keep], [picked[i][0] for i in keep], [picked[i][1] for i in keep])
+picks = [rejection_sample(torch.tensor(row["rewards"], dtype=torch.float64), 2, beta=rso_beta, generator=gen) for row in rso_pool]
+rso_rows = candidate_pairs(rso_pool, picks).label(annotators)
 # DRO: every response of the comparisons on its own, scored by the RM
 singles = [(r["prompt"], r[side]) for r in rows for side in ("chosen", "rejected")]
 dro_rows = [{"prompt": p, "completion": c, "reward": float(s)}
@@ -203,7 +203,7 @@ for name, (data, settings) in tqdm(text_methods.items(), desc="text world"):
     torch.manual_seed(seed)
     policy = copy.deepcopy(sft)
     settings = {"beta": beta, **settings}
-    train_preference(policy, data, PreferenceConfig(learning_rate=learning_rate, epochs=epochs, seed=seed, **settings), tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(learning_rate=learning_rate, epochs=epochs, seed=seed, **settings), data, tokenizer=tokenizer)
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)
     frontier[name] = {k: point[k] for k in ("kl", "gold", "win_rate")}
     del policy
@@ -212,9 +212,7 @@ sft_gold = float(baseline.gold.mean())
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 dpo_names = [n for n in frontier if n.startswith("DPO β")]
 ax1.plot([frontier[n]["kl"] for n in dpo_names], [frontier[n]["gold"] for n in dpo_names], "k--", lw=1, label="DPO, β sweep")
-for name, p in frontier.items():
-    ax1.scatter(p["kl"], p["gold"], s=30)
-    ax1.annotate(name, (p["kl"], p["gold"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+frontier_scatter(ax1, frontier, "gold", size=30, fontsize=7)
 ax1.scatter([0], [sft_gold], c="grey", marker="s")
 ax1.annotate("SFT", (0, sft_gold), fontsize=8)
 ax1.set(xlabel="KL(π || π_SFT), nats (on samples)", ylabel="mean gold reward", title="Gold reward vs KL")
@@ -231,16 +229,16 @@ for name, p in frontier.items():
 
 # %% [markdown]
 # **Reading the frontier.** A method is better when it reaches more gold reward for the same
-# KL. DPO's β sweep traces a curve: smaller β lets the policy move further. Every method here
-# saw the same 1,000 noisy comparisons for two epochs at the same learning rate, so the points
-# differ in how each loss regularises, not in data. Over seeds 0 and 1 every method beat the
-# SFT policy (win rates 0.52 to 0.76), DPO's KL fell monotonically as β rose (β = 0.1 moved
-# 5 to 17 nats, β = 1 about 0.4 to 0.5), and the ranking of the other methods changed from
-# seed to seed. The spread is wide, and an honest lesson:
-# with a few hundred gradient steps on a small model, how far a method moves (its KL) matters
-# as much as its loss' theory, which is why the survey's comparisons always report a KL or a
-# reference-model distance next to the win rate. Change `learning_rate`, `beta` or `n_pairs`
-# above and re-run to see the points move.
+# KL. DPO's β sweep traces a curve: smaller β lets the policy move further (its KL falls as β
+# rises, in the table above). Every method learned from the same `n_pairs` noisy comparisons
+# (RSO and DRO through the reward model fitted to them), for `epochs` epochs at the same
+# learning rate, so the points differ in how each loss regularises, not in the labels. Every
+# method beats the SFT policy on win rate, but how far each one moves, and the ranking of the
+# methods, change from seed to seed. The spread is wide, and an honest lesson: with a short
+# training run on a small model, how far a method moves (its KL) matters as much as its loss'
+# theory, which is why the survey's comparisons always report a KL or a reference-model
+# distance next to the win rate. Change `seed`, `learning_rate`, `beta` or `n_pairs` above and
+# re-run to see the points move.
 #
 # What carries over from the enumerable task: methods whose optimum is anchored to
 # $\pi_\text{ref}$ (DPO, β-DPO, IPO, DRO) move in a controlled way as β changes; reference-free

@@ -61,7 +61,9 @@ from survey_lib.enumerable_preferences import (
 from survey_lib.generation import sample_completions
 from survey_lib.policy_eval import evaluation_prompts
 from survey_lib.preference_data import sample_response_pairs
-from survey_lib.preference_training import PreferenceConfig, sequence_logprobs, train_preference
+from survey_lib.preference_config import PreferenceConfig
+from survey_lib.preference_training import train_preference
+from survey_lib.sequences import sequence_logprobs
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 from survey_lib.world.enumerable import EnumerableTask, exact_kl
 from survey_lib.world.text import TextWorld
@@ -117,7 +119,7 @@ chosen_change = {}
 for name, settings in {"DPO": dict(loss="dpo"), "DPOP": dict(loss="dpop", dpop_lambda=dpop_lambda)}.items():
     torch.manual_seed(seed)
     policy = copy.deepcopy(sft)
-    train_preference(policy, rows, PreferenceConfig(beta=beta, learning_rate=learning_rate, seed=seed, **settings), tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(beta=beta, learning_rate=learning_rate, seed=seed, **settings), rows, tokenizer=tokenizer)
     chosen_change[name] = (sequence_logprobs(policy, tokenizer, prompts, chosen) - before).mean().item()
 headline["b_chosen_logprob_change"] = chosen_change
 print({k: round(v, 3) for k, v in chosen_change.items()}, "nats per chosen response")
@@ -154,10 +156,11 @@ for name in runs:
 headline["c_unlabelled_mass"] = {k: v["policy"] for k, v in unlabelled_mass.items()}
 
 # %% [markdown]
-# With another policy's data, offline DPO ends with 5 to 17% of its probability (seeds 0-2)
-# on sequences no annotator ever judged, whatever their quality; the online policy keeps
-# 0.1 to 0.2% there, because it labels its own samples. (DPO did move mass *off* those
-# sequences, which $\pi_\text{ref}$ favoured; it simply has no signal about them.)
+# With another policy's data, offline DPO ends with a sizeable share of its probability on
+# sequences no annotator ever judged, whatever their quality; the online policy keeps many
+# times less there (both are printed above), because it labels its own samples. (DPO did
+# move mass *off* those sequences, which $\pi_\text{ref}$ favoured; it simply has no signal
+# about them.)
 #
 # ## (d) Intransitive preferences: Bradley–Terry fails, self-play finds the Nash solution
 #
@@ -216,7 +219,7 @@ violations = {"SFT": violation_rate(sft)}
 for name in ("npo", "d2o"):
     torch.manual_seed(seed)
     policy = copy.deepcopy(sft)
-    train_preference(policy, negatives, PreferenceConfig(loss=name, beta=beta, learning_rate=learning_rate, seed=seed), tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(loss=name, beta=beta, learning_rate=learning_rate, seed=seed), negatives, tokenizer=tokenizer)
     violations[name.upper()] = violation_rate(policy)
 headline["e_violation_rate"] = violations
 print(f"{len(negatives)} negatives;", {k: round(v, 3) for k, v in violations.items()})

@@ -7,7 +7,7 @@ preferences and self-play, online versus offline DPO).
 Every sequence of the task can be listed, so a preference is a matrix P[i, j] =
 P(y_i > y_j), a data set is a list of pairs with their probability of going either way,
 and a policy's log-probabilities, KL divergences and objective are exact sums. The
-losses are `survey_lib.preference_losses`, dispatched by `preference_training.LOSSES`
+losses are `survey_lib.preference_losses`, dispatched by `preference_config.LOSSES`
 exactly as on the text world; only the policy differs (a `TabularPolicy`).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import preference_losses as pl
 from ._checks import check_range
-from .preference_training import LOSSES, Batch, PreferenceConfig
+from .preference_config import LOSSES, Batch, PreferenceConfig
 from .world.enumerable import EnumerableTask, TabularPolicy, exact_kl
 
 
@@ -116,12 +116,15 @@ def fit_policy(task: EnumerableTask, pairs: Pairs, config: PreferenceConfig, ste
             if spec.data == "unpaired":
                 kl = exact_kl(logp, ref).detach()
                 both = torch.cat([c, r])
-                batch = Batch(chosen=logp[both], ref_chosen=ref[both], kl=kl,
+                batch = Batch(completion=logp[both], ref_completion=ref[both], kl=kl,
                               labels=torch.arange(len(both)) < len(c))
                 w = torch.cat([w, w])
             losses = spec.compute(batch, config)
-            # beta-DPO filters the batch: its kept losses are averaged unweighted
-            loss = loss + (losses.mean() * w.sum() if len(losses) != len(w) else (losses * w).sum()) / len(pairs)
+            if config.loss == "beta_dpo":
+                # its filter returns the rows state.kept, shuffled; each keeps its own weight,
+                # and the kept rows stand for the whole batch
+                w = w[state.kept] * (len(w) / len(state.kept))
+            loss = loss + (losses * w).sum() / len(pairs)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -27,7 +27,6 @@ Three kinds:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -39,16 +38,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ._checks import check_range, check_type
-from .checkpoints import resume_checkpoint, save_checkpoint
+from .checkpoints import TrainingLoop, epoch_batch
 from .models import ModelSettings, load_model, resolve_model_path
-from .preference_data import PreferenceDataError, ResponsePairs, validate_preference_rows
-from .reward_models import epoch_batch
+from .preference_data import PreferenceDataError, ResponsePairs, preference_row, validate_preference_rows
 
 TEMPLATES_FILE = "judge.json"
 PLACEHOLDERS = {"pairwise": ("prompt", "first", "second"), "pointwise": ("prompt", "response")}
+
+
+def placeholders(template: str) -> set[str]:
+    """The names of a `str.format` template's fields ("{prompt}" -> "prompt"); raises
+    ValueError for a malformed template (chapter 05's judge and constitution templates)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class JudgeTemplates:
             template = getattr(self, kind)
             check_type(f"{kind} template", template, str)
             try:
-                found = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+                found = placeholders(template)
             except ValueError as err:
                 raise ValueError(f"the {kind} template is not a valid format string: {err}") from err
             missing, unknown = set(needed) - found, found - set(needed)
@@ -184,14 +187,8 @@ class Judge:
         unparsed = np.isnan(p)
         tie = p == 0.5
         labelled = np.flatnonzero(~unparsed & ~tie)
-        rows = [
-            {
-                "prompt": pairs.prompts[i],
-                "chosen": " " + (pairs.first[i] if p[i] > 0.5 else pairs.second[i]),
-                "rejected": " " + (pairs.second[i] if p[i] > 0.5 else pairs.first[i]),
-            }
-            for i in labelled
-        ]
+        rows = [preference_row(pairs.prompts[i], pairs.first[i], pairs.second[i]) if p[i] > 0.5
+                else preference_row(pairs.prompts[i], pairs.second[i], pairs.first[i]) for i in labelled]
         return AILabels(p, rows, labelled, int(unparsed.sum()), int(tie.sum()))
 
 
@@ -252,7 +249,8 @@ class LLMJudge(Judge):
             (position-swap debiasing); False judges the given order only.
         batch_size: judgements per forward pass.
 
-    `counts` accumulates how many judgements were made and how many could not be parsed.
+    `counts` accumulates how many judgements were made and how many could not be parsed;
+    after `train_verifier`, `history` holds its steps' losses.
     """
 
     def __init__(self, model, tokenizer, templates: JudgeTemplates | None = None, *, debias: bool = True, batch_size: int = 256):
@@ -264,6 +262,7 @@ class LLMJudge(Judge):
         self.pairwise_ids = (verdict_token_id(tokenizer, t.first_verdict), verdict_token_id(tokenizer, t.second_verdict))
         self.pointwise_ids = (verdict_token_id(tokenizer, t.yes_verdict), verdict_token_id(tokenizer, t.no_verdict))
         self.counts: Counter = Counter()
+        self.history: list[dict] = []
 
     @classmethod
     def from_pretrained(cls, name_or_path, settings: ModelSettings | None = None, *, debias: bool = True, **changes) -> LLMJudge:
@@ -367,14 +366,15 @@ def verifier_examples(rows: list[dict]) -> list[tuple[str, str, bool]]:
     return [x for r in rows for x in ((r["prompt"], r["chosen"].strip(), True), (r["prompt"], r["rejected"].strip(), False))]
 
 
-def train_verifier(judge: LLMJudge, rows: list[dict], config: VerifierConfig | None = None, *, progress: bool = False) -> LLMJudge:
+def train_verifier(judge: LLMJudge, config: VerifierConfig | None, rows: list[dict], *, progress: bool = False) -> LLMJudge:
     """Fine-tune a judge's model to emit the verdict token: a generative verifier (GenRM,
     Zhang et al. 2024, arXiv 2408.15240; chapter 05).
 
     Next-token prediction on "pointwise template -> Yes" for good responses and "-> No" for
     bad ones, the cross-entropy over the whole vocabulary as in SFT; afterwards P(Yes) is
     the reward. Rows are preference pairs or unpaired labelled rows (`verifier_examples`).
-    Trains `judge.model` in place (its adapters only, under QLoRA) and returns the judge.
+    Trains `judge.model` in place (its adapters only, under QLoRA; the judge carries its
+    tokenizer) and returns the judge, its `history` holding each step's loss.
     """
     config = config or VerifierConfig()
     examples = verifier_examples(rows)
@@ -382,26 +382,17 @@ def train_verifier(judge: LLMJudge, rows: list[dict], config: VerifierConfig | N
     targets = torch.tensor([judge.pointwise_ids[0] if good else judge.pointwise_ids[1] for *_, good in examples])
     model = judge.model
     n, batch = len(texts), min(config.batch_size, len(texts))
-    total = config.epochs * math.ceil(n / batch)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0)
-    settings = {k: v for k, v in asdict(config).items() if k not in ("output_dir", "save_steps")}
-    fingerprint = hashlib.sha256(repr((texts, targets.tolist(), settings)).encode()).hexdigest()[:16]
-    start, history, _ = resume_checkpoint(config.output_dir, model, optimizer, fingerprint)
+    loop = TrainingLoop(model, optimizer, config, texts, targets.tolist())
     model.train()
-    for step in tqdm(range(start, total), desc="verifier", disable=not progress, initial=start, total=total):
+    for step in loop.steps(config.epochs * math.ceil(n / batch), "verifier", progress):
         index = epoch_batch(step, n, batch, config.seed)
         logits = next_token_logits(model, judge.tokenizer, [texts[i] for i in index])
         loss = torch.nn.functional.cross_entropy(logits, targets[index].to(logits.device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step} on examples {index[:10]}; lower learning_rate")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append({"step": step, "loss": loss.item()})
-        if config.output_dir and ((step + 1) % config.save_steps == 0 or step + 1 == total):
-            save_checkpoint(config.output_dir, model, optimizer, step + 1, history, fingerprint)
+        loop.update(loss, step, rows=index)
+        loop.record(step, {"step": step, "loss": loss.item()})
     model.eval()
-    judge.history = history
+    judge.history = loop.history
     return judge
 
 

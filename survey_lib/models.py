@@ -11,6 +11,7 @@ policy of DPO/KTO/GRPO is the same model with its adapter disabled.
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -120,23 +121,9 @@ def load_model(
     (plus, for the reward head, the head itself).
     """
     check_choice("head", head, HEADS)
-    auto_class, task_type = HEADS[head]
+    auto_class = HEADS[head][0]
     settings = replace(settings or ModelSettings(), **changes)
     path = resolve_model_path(name_or_path)
-    kwargs: dict = {"dtype": DTYPES[settings.dtype]}
-    if head != "causal-lm":
-        kwargs["num_labels"] = 1
-    if settings.quantization == "nf4":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=DTYPES[settings.dtype],
-            # a scalar head stays in full precision (transformers only skips the module that owns
-            # the model's last parameter, which for the value head is its bias, not the head)
-            llm_int8_skip_modules=None if head == "causal-lm" else ["score"],
-        )
-        kwargs["device_map"] = {"": 0} if settings.device == "cuda" else "cpu"
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -144,7 +131,7 @@ def load_model(
             hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()  # a bar per load clutters chapters that load many small models
         try:
-            model = auto_class.from_pretrained(path, **kwargs)
+            model = auto_class.from_pretrained(path, **_from_pretrained_kwargs(settings, head))
         finally:
             hf_logging.set_verbosity(verbosity)
             if bars:
@@ -171,22 +158,44 @@ def load_model(
     elif settings.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if settings.lora is not None:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        lora = settings.lora
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=lora.r,
-                lora_alpha=lora.alpha,
-                lora_dropout=lora.dropout,
-                target_modules=list(lora.target_modules) if isinstance(lora.target_modules, tuple) else lora.target_modules,
-                # the head is trained in full (modules_to_save), never given an adapter too
-                exclude_modules=None if head == "causal-lm" else ["score"],
-                task_type=task_type,
-            ),
-        )
+        model = get_peft_model(model, _lora_config(settings.lora, head))
     return model, tokenizer
+
+
+def _from_pretrained_kwargs(settings: ModelSettings, head: str) -> dict:
+    """dtype, a one-label head, and for "nf4" the 4-bit quantisation and device map."""
+    kwargs: dict = {"dtype": DTYPES[settings.dtype]}
+    if head != "causal-lm":
+        kwargs["num_labels"] = 1
+    if settings.quantization == "nf4":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=DTYPES[settings.dtype],
+            # a scalar head stays in full precision (transformers only skips the module that owns
+            # the model's last parameter, which for the value head is its bias, not the head)
+            llm_int8_skip_modules=None if head == "causal-lm" else ["score"],
+        )
+        kwargs["device_map"] = {"": 0} if settings.device == "cuda" else "cpu"
+    return kwargs
+
+
+def _lora_config(lora: LoraSettings, head: str):
+    """`peft.LoraConfig` for `lora` on a model with `head`."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules) if isinstance(lora.target_modules, tuple) else lora.target_modules,
+        # the head is trained in full (modules_to_save), never given an adapter too
+        exclude_modules=None if head == "causal-lm" else ["score"],
+        task_type=HEADS[head][1],
+    )
 
 
 def keep_4bit_weights_differentiable(model) -> None:
@@ -211,8 +220,6 @@ def frozen_reference(model):
     (`context` is `model.disable_adapter`, to enter around each reference forward), so a
     QLoRA run holds one copy of the base; otherwise a frozen copy of the model as it is
     now, and `context` is None."""
-    import copy
-
     if hasattr(model, "disable_adapter"):
         return model.disable_adapter, model
     return None, copy.deepcopy(model).eval().requires_grad_(False)

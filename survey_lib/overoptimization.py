@@ -105,3 +105,15 @@ def gao_curve(d: np.ndarray, alpha: float, beta: float, form: str) -> np.ndarray
     """The fitted gain at each d (for plotting)."""
     d = np.asarray(d, dtype=np.float64)
     return d * (alpha - beta * (d if form == "bon" else np.log(np.where(d > 0, d, 1.0))))
+
+
+def best_of_n_at_most(points: list[dict], n: int) -> dict:
+    """The point of a `best_of_n_sweep` with the largest n not above `n` (chapter 04 puts
+    best-of-16 on its frontier, or the nearest smaller n its `bon_ns` sweep measured).
+    Raises ValueError if the sweep has no n that small."""
+    check_type("n", n, int)
+    candidates = [p for p in points if p["n"] <= n]
+    if not candidates:
+        raise ValueError(f"the best-of-n sweep measured n = {[p['n'] for p in points]}, none <= {n}; "
+                         f"include an n <= {n} in bon_ns")
+    return max(candidates, key=lambda p: p["n"])

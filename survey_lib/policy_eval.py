@@ -17,7 +17,7 @@ import numpy as np
 
 from .generation import sample_completions
 from .online_rl import score_rollouts
-from .preference_training import sequence_logprobs
+from .sequences import sequence_logprobs
 from .world.text import TextWorld
 
 

@@ -36,7 +36,7 @@ from ._checks import check_range, check_type
 from .online_rl import OnlineConfig, OnlineResult, OnlineRun, RewardFunction, masked_mean, masked_whiten, response_outputs, token_logprobs
 
 
-@dataclass
+@dataclass(frozen=True)
 class PPOConfig(OnlineConfig):
     """PPO's hyper-parameters (names follow TRL's former `PPOConfig`)."""
 
@@ -111,8 +111,9 @@ def per_token_rewards(score: torch.Tensor, logprobs: torch.Tensor, ref_logprobs:
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
     """Generalised advantage estimation (Schulman et al. 2016, arXiv 1506.02438):
     delta_t = r_t + gamma V_{t+1} - V_t,  A_t = delta_t + gamma lam A_{t+1}; returns (A, A + V).
-    Values past the end are 0, so the last real token bootstraps from a terminal state."""
-    values = values * mask
+    Rewards and values where mask is 0 count as 0: padding adds nothing to the real tokens'
+    advantages, and the last real token bootstraps from a terminal state."""
+    rewards, values = rewards * mask, values * mask
     advantages = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[:, 0])
     for t in reversed(range(rewards.shape[1])):
@@ -149,17 +150,17 @@ def critic_values(critic, rollouts) -> torch.Tensor:
     return response_outputs(critic, rollouts)[..., 0]
 
 
-def train_ppo(policy, tokenizer, prompts: list[str], reward: RewardFunction, critic, config: PPOConfig | None = None, *,
+def train_ppo(policy, config: PPOConfig | None, prompts: list[str], *, tokenizer, reward: RewardFunction, critic,
               callback: Callable[[int, nn.Module], None] | None = None, progress: bool = False) -> OnlineResult:
     """Train `policy` with PPO on `reward` (chapter 04).
 
     Args:
         policy: a causal LM (full fine-tuning, or LoRA/QLoRA from `load_model`).
-        tokenizer: its tokenizer.
+        config: a `PPOConfig` (None: the defaults).
         prompts: the prompt pool; each step draws `batch_size` of them.
+        tokenizer: the policy's tokenizer.
         reward: `reward(prompts, completions) -> array` (see `survey_lib.online_rl`).
         critic: a token-classification model, e.g. `load_model(rm_dir, head="value")`.
-        config: a `PPOConfig`.
         callback: `callback(step, policy)` after each step (chapter 04 evaluates there).
 
     Each history record holds the score, the sequence KL to the reference, kl_coef, the
@@ -167,7 +168,7 @@ def train_ppo(policy, tokenizer, prompts: list[str], reward: RewardFunction, cri
     and the fraction of clipped ratios.
     """
     config = config or PPOConfig()
-    run = OnlineRun(policy, tokenizer, prompts, reward, config, extra_modules={"critic": critic})
+    run = OnlineRun(policy, config, prompts, tokenizer=tokenizer, reward=reward, extra_modules={"critic": critic})
     controller = AdaptiveKLController(config.kl_coef, config.kl_target or 1.0, config.kl_horizon)
     controller.value = run.state.get("kl_coef", config.kl_coef)
     minibatch = config.batch_size // config.num_mini_batches

@@ -17,16 +17,19 @@ finite number. `validate_preference_rows` checks all of it and names the offendi
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from trl.data_utils import maybe_extract_prompt
+from trl.data_utils import maybe_apply_chat_template, maybe_extract_prompt
 
-from ._checks import check_range, check_type
+from ._checks import check_choice, check_range, check_type
 from .generation import sample_completions
-from .world.annotators import SimulatedAnnotators
+from .models import HubUnavailableError
+from .preference_config import DATA_FORMATS
+from .world.annotators import LLAMA2_MARGIN, PreferenceLabels, SimulatedAnnotators
 from .world.text import COPULAS, END, NEGATIVE, TextWorld
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -35,6 +38,25 @@ DATA_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", 
 
 class PreferenceDataError(ValueError):
     """A preference row is malformed; the message names the row and the field."""
+
+
+def preference_row(prompt: str, winner: str, loser: str) -> dict:
+    """A plain-text row in TRL's preference format. Each response gets a leading space, so
+    that `prompt + chosen` is the full text, as TRL's trainers join them."""
+    return {"prompt": prompt, "chosen": " " + winner, "rejected": " " + loser}
+
+
+def labelled_rows(labels: PreferenceLabels, prompts, first, second, *, margin: bool = False) -> list[dict]:
+    """Rows for pairs (first, second) labelled by simulated annotators (`labels`), each with
+    the annotator's index; with `margin`, Llama 2's margin for the rating (2307.09288,
+    section 3.2.2), which TRL's `RewardTrainer` and `survey_lib.reward_models` subtract."""
+    rows = []
+    for p, a, b, won, j, rating in zip(prompts, first, second, labels.first_preferred, labels.annotator, labels.rating):
+        row = {**(preference_row(p, a, b) if won else preference_row(p, b, a)), "annotator": int(j)}
+        if margin:
+            row["margin"] = LLAMA2_MARGIN[rating]
+        rows.append(row)
+    return rows
 
 
 def _check_side(i: int, field: str, value, conversational: bool) -> None:
@@ -91,13 +113,77 @@ def validate_preference_rows(rows) -> list[dict]:
         for field in ("prompt", "chosen", "rejected"):
             _check_side(i, field, row[field], conversational)
         if "margin" in row:
-            m = row["margin"]
-            if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m):
-                raise PreferenceDataError(f"row {i}: 'margin' must be a finite number, got {m!r}")
+            _check_number(i, row["margin"], "'margin'")
         out.append(row)
     if not out:
         raise PreferenceDataError("no preference rows")
     return out
+
+
+def _check_number(i: int, value, what: str) -> None:
+    """A finite real number; a bool is a flag passed by mistake, not a number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise PreferenceDataError(f"row {i}: {what} must be a finite number, got {value!r}")
+
+
+def _check_text(i: int, row: dict, field: str) -> None:
+    value = row.get(field)
+    if isinstance(value, list):
+        raise PreferenceDataError(f"row {i}: {field!r} is a conversation; conversational rows are supported for the "
+                                  "pairs format only (render them with the chat template first)")
+    if not isinstance(value, str) or not value.strip():
+        raise PreferenceDataError(f"row {i}: {field!r} must be a non-empty string, got {value!r} (fields: {sorted(row)})")
+
+
+def _check_ranked_row(i: int, row: dict) -> None:
+    completions, rewards = row.get("completions"), row.get("rewards")
+    if not isinstance(completions, list) or len(completions) < 2:
+        raise PreferenceDataError(f"row {i}: 'completions' must be a list of at least 2 responses, got {completions!r}")
+    for j, c in enumerate(completions):
+        if not isinstance(c, str) or not c.strip():
+            raise PreferenceDataError(f"row {i}: completion {j} must be a non-empty string, got {c!r}")
+    if not isinstance(rewards, list) or len(rewards) != len(completions):
+        raise PreferenceDataError(f"row {i}: 'rewards' must be a list with one number per completion, got {rewards!r}")
+    for j, r in enumerate(rewards):
+        _check_number(i, r, f"reward {j}")
+
+
+def prepare_rows(rows, data: str, tokenizer=None) -> list[dict]:
+    """Validate rows for a loss's data format and convert pairs where the format allows
+    (see the module docstring); conversations are rendered with the chat template.
+    Raises `PreferenceDataError` naming the first bad row."""
+    check_choice("data", data, DATA_FORMATS)
+    rows = list(rows)
+    if not rows:
+        raise PreferenceDataError("no rows to train on")
+    if any(isinstance(r, dict) and "chosen" in r for r in rows) and data in ("pairs", "unpaired", "negatives", "ranked"):
+        rows = validate_preference_rows(rows)  # raises, naming the first row that is not a pair
+        if tokenizer is not None:
+            rows = [{**r, **maybe_apply_chat_template(r, tokenizer)} for r in rows]
+        if data == "unpaired":  # TRL's unpair_preference_dataset
+            return [{"prompt": r["prompt"], "completion": r[f], "label": f == "chosen"} for r in rows for f in ("chosen", "rejected")]
+        if data == "ranked":  # a pair is a ranking of two
+            return [{"prompt": r["prompt"], "completions": [r["chosen"], r["rejected"]], "rewards": [1.0, 0.0]} for r in rows]
+        return [{"prompt": r["prompt"], "rejected": r["rejected"]} for r in rows] if data == "negatives" else rows
+    if data == "pairs":
+        return validate_preference_rows(rows)  # raises, naming the row without "chosen"
+    fields = {"unpaired": ("completion", "label"), "negatives": ("rejected",), "rewarded": ("completion", "reward"),
+              "ranked": ("completions",)}[data]
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise PreferenceDataError(f"row {i} must be a dict, got {type(row).__name__}")
+        _check_text(i, row, "prompt")
+        for field in fields:
+            if field == "label":
+                if not isinstance(row.get("label"), bool):
+                    raise PreferenceDataError(f"row {i}: 'label' must be True (desirable) or False, got {row.get('label')!r}")
+            elif field == "completions":
+                _check_ranked_row(i, row)
+            elif field == "reward":
+                _check_number(i, row.get("reward"), "'reward'")
+            else:
+                _check_text(i, row, field)
+    return rows
 
 
 def load_preference_dataset(name_or_path: str | os.PathLike, split: str = "train", limit: int | None = None) -> list[dict]:
@@ -127,8 +213,6 @@ def load_preference_dataset(name_or_path: str | os.PathLike, split: str = "train
         try:
             dataset = datasets.load_dataset(os.fspath(name_or_path), split=split)
         except (OSError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:
-            from .models import HubUnavailableError
-
             raise HubUnavailableError(
                 f"could not load dataset {os.fspath(name_or_path)!r} from the Hub or its cache ({err.__class__.__name__}); "
                 "offline, pass a local file or use the tiny profile's text-world pairs"
@@ -161,7 +245,7 @@ class ResponsePairs:
     def label(self, annotators: SimulatedAnnotators, *, margin: bool = False, rng: np.random.Generator | None = None) -> list[dict]:
         """Rows labelled by simulated annotators (chapter 03's "human" feedback)."""
         labels = annotators.label(self.prompts, self.first, self.second, rng)
-        return labels.to_rows(self.prompts, self.first, self.second, margin=margin)
+        return labelled_rows(labels, self.prompts, self.first, self.second, margin=margin)
 
     def gold_gap(self, world: TextWorld) -> np.ndarray:
         """gold(first) - gold(second) for each pair."""
@@ -175,10 +259,8 @@ class ResponsePairs:
         ties = np.flatnonzero(gap == 0)
         if ties.size:
             raise ValueError(f"pairs {ties[:10].tolist()} are gold ties; select pairs with a nonzero gold gap first")
-        rows = [
-            {"prompt": p, "chosen": " " + (a if d > 0 else b), "rejected": " " + (b if d > 0 else a)}
-            for p, a, b, d in zip(self.prompts, self.first, self.second, gap)
-        ]
+        rows = [preference_row(p, a, b) if d > 0 else preference_row(p, b, a)
+                for p, a, b, d in zip(self.prompts, self.first, self.second, gap)]
         return rows, np.abs(gap)
 
 
@@ -237,5 +319,36 @@ def offset_bias_rows(prompts: list[str], responses: list[str], rng: np.random.Ge
             worse = body + ["but", "it", str(rng.choice(COPULAS)), str(rng.choice(NEGATIVE))]
         else:
             worse = body + ["and", "it"] + body
-        rows.append({"prompt": prompt, "chosen": " " + " ".join(words), "rejected": " " + " ".join(worse + ["."])})
+        rows.append(preference_row(prompt, " ".join(words), " ".join(worse + ["."])))
     return rows
+
+
+def candidate_rows(prompts: list[str], candidates: list[str], rewards) -> list[dict]:
+    """Scored candidates grouped per prompt, in the "ranked" format:
+    {"prompt", "completions", "rewards"}.
+
+    `candidates` holds the same number k of responses for each prompt, prompt after prompt
+    (as sampled for `[p for p in prompts for _ in range(k)]`), and `rewards` one score per
+    candidate in the same order. Chapter 04 trains RRHF and PRO on these rows; chapter 07
+    draws RSO's pairs from them (`candidate_pairs`).
+    """
+    check_type("prompts", prompts, list)
+    k, extra = divmod(len(candidates), len(prompts)) if prompts else (0, 0)
+    if not k or extra or len(rewards) != len(candidates):
+        raise ValueError(f"need the same number of candidates for each of {len(prompts)} prompts and one reward per "
+                         f"candidate, got {len(candidates)} candidates and {len(rewards)} rewards")
+    rewards = np.asarray(rewards, dtype=np.float64)
+    return [{"prompt": p, "completions": candidates[i * k : (i + 1) * k], "rewards": rewards[i * k : (i + 1) * k].tolist()}
+            for i, p in enumerate(prompts)]
+
+
+def candidate_pairs(rows: list[dict], picks) -> ResponsePairs:
+    """One pair per candidate row (`candidate_rows`): the two completions at `picks[i]` of
+    row i. A pair whose two responses are the same text carries no preference and is
+    dropped. Chapter 07 picks RSO's pairs by rejection sampling
+    (`preference_losses.rejection_sample`), then labels them (`ResponsePairs.label`)."""
+    if len(picks) != len(rows):
+        raise ValueError(f"need one pick per row, got {len(picks)} picks for {len(rows)} rows")
+    pairs = [(row["prompt"], row["completions"][a], row["completions"][b]) for row, (a, b) in zip(rows, picks)]
+    distinct = [pair for pair in pairs if pair[1] != pair[2]]
+    return ResponsePairs(*(list(xs) for xs in zip(*distinct))) if distinct else ResponsePairs([], [], [])

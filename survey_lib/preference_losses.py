@@ -135,6 +135,8 @@ class BetaDPOState:
     std: float = 0.0
     beta: float | None = None
     """The beta of the last batch (for logging)."""
+    kept: torch.Tensor | None = None
+    """The rows of the last batch that the filter kept, in the order of the losses returned."""
 
     def update(self, discrepancy: torch.Tensor) -> None:
         m = self.momentum
@@ -156,7 +158,16 @@ def beta_dpo_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_l
        closer to the reference;
     4. the DPO loss with beta_batch on the kept pairs.
 
-    Returns (the kept pairs' losses, beta_batch). Chapter 07.
+    Returns (the kept pairs' losses, beta_batch) and records in `state.kept` which rows
+    they are: the draw puts them in random order, even with keep = 1. The authors' code
+    averages the kept losses; a caller weighting rows must index its weights by `state.kept`.
+
+    The weights are floored at 1e-12, which the authors' code does not do: torch.multinomial
+    without replacement needs at least int(keep * batch) nonzero weights, and a pair more
+    than about 14 sigma from M_0 has a weight below float32's smallest (about 1.4e-45),
+    exactly 0. The floor lets such pairs fill the draw when too few others remain; otherwise
+    they are practically never drawn.
+    Chapter 07.
     """
     check_range("alpha", alpha, 0)
     check_range("keep", keep, 0, 1, low_open=True)
@@ -165,7 +176,7 @@ def beta_dpo_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_l
     state.update(discrepancy)
     weights = torch.exp(-0.5 * ((discrepancy - state.mean) / max(state.std, 1e-8)) ** 2).clamp_min(1e-12)
     kept = torch.multinomial(weights.float().cpu(), max(int(keep * len(h)), 1), replacement=False, generator=generator)
-    kept = kept.to(h.device)
+    state.kept = kept = kept.to(h.device)
     beta_batch = max(beta * (1 + alpha * (discrepancy[kept].mean().item() - state.mean)), 1e-3)
     return -F.logsigmoid(beta_batch * h[kept]), beta_batch
 

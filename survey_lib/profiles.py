@@ -1,4 +1,5 @@
-"""Profiles: one chapter, three scales (DESIGN section 4).
+"""Profiles: one chapter, three scales; its code is the same on each, only its `profile`
+parameter changes.
 
 Defined for the foundation; every chapter's parameters cell names a profile and reads its
 models from it:
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._checks import check_choice
+from .judges import LLMJudge
 from .models import LoraSettings, ModelSettings, load_model
 
 
@@ -42,8 +44,6 @@ class Profile:
 
     def load_judge(self, **changes):
         """The judge model as an `LLMJudge` (chapter 05), with its own templates if it ships them."""
-        from .judges import LLMJudge
-
         return LLMJudge.from_pretrained(self.judge_model, self.settings, **changes)
 
 

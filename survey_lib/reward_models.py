@@ -14,28 +14,28 @@ where m = 0, or Llama 2's margin m(rating) that asks for a larger gap between re
 the annotator rated as clearly different (Touvron et al. 2023, arXiv 2307.09288, eq. 2).
 This is TRL's `RewardTrainer` loss; `tests/test_reward_models.py` checks both agree.
 
-Sequences: a plain-text prompt and completion are tokenized separately and joined, with
-the end-of-sequence token appended (as the policy generated them, and as TRL's trainers
-do); a conversation goes through the tokenizer's chat template. A sequence longer than
+Sequences follow `survey_lib.sequences`: a plain-text prompt and completion are tokenized
+separately and joined, with the end-of-sequence token appended (as the policy generated
+them, and as TRL's trainers do); a conversation goes through the tokenizer's chat
+template. A sequence longer than
 `max_length` keeps its last `max_length` tokens, where the score is read (the start of
 the prompt is cut); such rows are counted and named in a warning, never dropped.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ._checks import check_range, check_type
-from .checkpoints import resume_checkpoint, save_checkpoint
+from .checkpoints import TrainingLoop, epoch_batch
+from .models import load_model
 from .preference_data import PreferenceDataError, validate_preference_rows
-from .tokenization import model_max_length, pad_right, truncate_left
+from .sequences import encode_completion, model_max_length, pad_right, truncate_left
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -87,16 +87,6 @@ class RewardConfig:
         check_range("weight_decay", self.weight_decay, 0)
 
 
-def encode(tokenizer, prompt, completion) -> list[int]:
-    """Token ids of prompt + completion as a reward model reads them (see the module docstring)."""
-    if isinstance(prompt, list):
-        return list(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)["input_ids"])
-    ids = tokenizer(prompt)["input_ids"] + tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
-        ids.append(tokenizer.eos_token_id)
-    return ids
-
-
 class RewardModel:
     """A scalar reward r(x, y) from a model with a sequence-classification head (chapter 03).
 
@@ -115,8 +105,6 @@ class RewardModel:
     def from_pretrained(cls, name_or_path, settings=None, **changes) -> RewardModel:
         """Load a reward model (a zoo LM gets a fresh head; a Hub id loads in 4-bit with
         LoRA under the GPU profiles' `settings`)."""
-        from .models import load_model
-
         model, tokenizer = load_model(name_or_path, settings, head="reward", **changes)
         return cls(model, tokenizer)
 
@@ -134,7 +122,8 @@ class RewardModel:
         for i, c in enumerate(completions):
             if not isinstance(c, (str, list)):
                 raise TypeError(f"completion {i} must be a string or a list of messages, got {type(c).__name__}")
-        sequences = truncate_left([encode(self.tokenizer, p, c) for p, c in zip(prompts, completions)], self.max_length, "sequences")
+        sequences = truncate_left([encode_completion(self.tokenizer, p, c)[0] for p, c in zip(prompts, completions)],
+                                  self.max_length, "sequences")
         was_training = self.model.training
         self.model.eval()
         try:
@@ -196,25 +185,16 @@ def _margins(rows: list[dict]) -> torch.Tensor | None:
     return torch.tensor([float(r["margin"]) for r in rows])
 
 
-def epoch_batch(step: int, n: int, batch: int, seed: int) -> list[int]:
-    """Row indices of optimiser step `step` over `n` rows: each epoch a fresh seeded shuffle,
-    cut into batches of `batch` (the last one may be short). Deterministic in (step, seed),
-    so a resumed run sees the batches the interrupted one would have (chapters 03, 05)."""
-    epoch, k = divmod(step, math.ceil(n / batch))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return order[k * batch : (k + 1) * batch].tolist()
-
-
-def train_reward_model(model, tokenizer, rows: list[dict], config: RewardConfig | None = None, *, progress: bool = False) -> RewardModel:
+def train_reward_model(model, config: RewardConfig | None, rows: list[dict], *, tokenizer, progress: bool = False) -> RewardModel:
     """Fit a Bradley-Terry reward model on preference rows (chapter 03).
 
     Args:
         model: a sequence-classification model with one label, e.g. from
             `load_model(name, head="reward")` (on a GPU profile: a 4-bit base with LoRA).
-        tokenizer: its tokenizer.
+        config: a `RewardConfig` (None: the defaults).
         rows: TRL-format preference rows (see `survey_lib.preference_data`); with a
             "margin" field on every row, Llama 2's margin loss is used, as TRL does.
-        config: a `RewardConfig`.
+        tokenizer: the model's tokenizer.
 
     Returns a `RewardModel` whose `history` holds each step's loss and accuracy.
     """
@@ -222,36 +202,25 @@ def train_reward_model(model, tokenizer, rows: list[dict], config: RewardConfig 
     rows = validate_preference_rows(rows)
     margins = _margins(rows)
     max_length = model_max_length(model, config.max_length)
-    chosen = truncate_left([encode(tokenizer, r["prompt"], r["chosen"]) for r in rows], max_length, "chosen sequences")
-    rejected = truncate_left([encode(tokenizer, r["prompt"], r["rejected"]) for r in rows], max_length, "rejected sequences")
+    encode = lambda side: truncate_left([encode_completion(tokenizer, r["prompt"], r[side])[0] for r in rows],  # noqa: E731
+                                        max_length, f"{side} sequences")
+    chosen, rejected = encode("chosen"), encode("rejected")
     reward_model = RewardModel(model, tokenizer, max_length=max_length)
-
     n, batch = len(rows), min(config.batch_size, len(rows))
-    steps_per_epoch = math.ceil(n / batch)
-    total_steps = max(config.epochs * steps_per_epoch, config.min_steps)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    settings = {k: v for k, v in asdict(config).items() if k not in ("output_dir", "save_steps")}
-    fingerprint = hashlib.sha256(repr((chosen, rejected, margins, settings)).encode()).hexdigest()[:16]
-    start, history, _ = resume_checkpoint(config.output_dir, model, optimizer, fingerprint)
-
+    loop = TrainingLoop(model, optimizer, config, chosen, rejected, margins)
     model.train()
-    for step in tqdm(range(start, total_steps), desc="reward model", disable=not progress, initial=start, total=total_steps):
+    for step in loop.steps(max(config.epochs * math.ceil(n / batch), config.min_steps), "reward model", progress):
         index = epoch_batch(step, n, batch, config.seed)
         scores = reward_model.forward([chosen[i] for i in index] + [rejected[i] for i in index]).float()
         r_chosen, r_rejected = scores[: len(index)], scores[len(index) :]
         loss = bradley_terry_loss(r_chosen, r_rejected, None if margins is None else margins[index].to(scores.device))
         if config.center_rewards_coefficient:
             loss = loss + config.center_rewards_coefficient * ((r_chosen + r_rejected) ** 2).mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step} on rows {index[:10]}; lower learning_rate")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append({"step": step, "loss": loss.item(), "accuracy": (r_chosen > r_rejected).float().mean().item()})
-        if config.output_dir and ((step + 1) % config.save_steps == 0 or step + 1 == total_steps):
-            save_checkpoint(config.output_dir, model, optimizer, step + 1, history, fingerprint)
+        loop.update(loss, step, rows=index)
+        loop.record(step, {"step": step, "loss": loss.item(), "accuracy": (r_chosen > r_rejected).float().mean().item()})
     model.eval()
-    reward_model.history = history
+    reward_model.history = loop.history
     return reward_model

@@ -6,7 +6,6 @@ themselves, and the distillation route (AI labels -> reward model -> RL), are in
 """
 from __future__ import annotations
 
-import string
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -16,8 +15,10 @@ from tqdm.auto import tqdm
 
 from ._checks import check_range, check_type
 from .generation import sample_completions
-from .judges import LLMJudge, chat_text
-from .preference_training import PreferenceConfig, train_preference
+from .judges import LLMJudge, chat_text, placeholders
+from .preference_config import PreferenceConfig
+from .preference_data import preference_row
+from .preference_training import train_preference
 
 # ---------------------------------------------------------------- self-rewarding language models
 
@@ -63,7 +64,7 @@ def self_judged_pairs(judge: LLMJudge, prompts: list[str], candidates: list[list
         elif s.max() == s.min() or cs[int(s.argmax())] == cs[int(s.argmin())]:
             ties += 1
         else:
-            rows.append({"prompt": p, "chosen": " " + cs[int(s.argmax())], "rejected": " " + cs[int(s.argmin())]})
+            rows.append(preference_row(p, cs[int(s.argmax())], cs[int(s.argmin())]))
     return rows, {"pairs": len(rows), "unparsed": unparsed, "ties": ties, "mean_self_score": float(np.nanmean(scores))}
 
 
@@ -97,7 +98,7 @@ def self_rewarding(judge: LLMJudge, prompts: list[str], config: SelfRewardingCon
         if not rows:
             raise ValueError(f"round {t}: the judge gave no usable pair ({stats}); raise the temperature or the candidates")
         history = train_preference(
-            judge.model, rows, replace(config.preference, seed=config.seed * 1_000 + t), tokenizer=judge.tokenizer
+            judge.model, replace(config.preference, seed=config.seed * 1_000 + t), rows, tokenizer=judge.tokenizer
         ).history
         judge.model.eval()
         records.append({"round": t, **stats, "final_loss": history[-1]["loss"], **(evaluate(t, judge) if evaluate else {})})
@@ -105,10 +106,6 @@ def self_rewarding(judge: LLMJudge, prompts: list[str], config: SelfRewardingCon
 
 
 # ---------------------------------------------------------------- constitutional critique -> revision
-
-
-def _placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,7 @@ class Constitution:
             ("critique", {"prompt", "response"}, {"prompt", "response", "principle"}),
             ("revision", {"prompt"}, {"prompt", "response", "principle", "critique"}),
         ):
-            found = _placeholders(getattr(self, name))
+            found = placeholders(getattr(self, name))
             if not needed <= found or not found <= allowed:
                 raise ValueError(
                     f"the {name} template must contain {sorted(needed)} and may contain {sorted(allowed)}; "
@@ -149,7 +146,7 @@ class Constitution:
                 )
 
     def render(self, tokenizer, template: str, **values) -> str:
-        text = template.format(**{k: v for k, v in values.items() if k in _placeholders(template)})
+        text = template.format(**{k: v for k, v in values.items() if k in placeholders(template)})
         return chat_text(tokenizer, text) if self.use_chat_template else text
 
 

@@ -12,9 +12,6 @@ and TRL's trainers accept them. They share one chat template:
 """
 from __future__ import annotations
 
-import warnings
-
-import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -61,36 +58,3 @@ def build_tokenizer(words: list[str], level: str) -> PreTrainedTokenizerFast:
         clean_up_tokenization_spaces=False,
     )
     return tokenizer
-
-
-# ---------------------------------------------------------------- sequences for trainers (chapters 03, 07)
-
-
-def model_max_length(model, max_length: int) -> int:
-    """`max_length`, capped by the model's position embeddings."""
-    positions = getattr(model.config, "max_position_embeddings", None)
-    return min(max_length, positions) if positions else max_length
-
-
-def truncate_left(sequences: list[list[int]], max_length: int, what: str) -> list[list[int]]:
-    """Keep each sequence's last `max_length` tokens (where a reward is read and a completion
-    ends), warning with the count and the rows; nothing is dropped."""
-    long = [i for i, s in enumerate(sequences) if len(s) > max_length]
-    if long:
-        warnings.warn(
-            f"{len(long)} {what} longer than {max_length} tokens keep their last {max_length} tokens "
-            f"(rows {long[:10]}{' ...' if len(long) > 10 else ''})",
-            stacklevel=3,
-        )
-    return [s[-max_length:] for s in sequences]
-
-
-def pad_right(sequences: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    """Right-pad: a reward head reads the last non-padding token, and positions start at 0."""
-    width = max(map(len, sequences))
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}

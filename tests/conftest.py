@@ -36,13 +36,16 @@ def tok():
     return load_model("tiny-text-lm")[1]
 
 
-def crash_at(monkeypatch, module, crash_step: int) -> None:
-    """Make the training loop of `module` (which iterates through its `tqdm`) raise
-    KeyboardInterrupt when it reaches step `crash_step`: a crash, for the resume tests."""
+def crash_at(monkeypatch, crash_step: int) -> None:
+    """Make every training loop (each iterates through `checkpoints.TrainingLoop.steps`, which
+    wraps `tqdm`) raise KeyboardInterrupt when it reaches step `crash_step`: a crash, for the
+    resume tests."""
+    from survey_lib import checkpoints
+
     def steps(iterable, **_):
         for step in iterable:
             if step >= crash_step:
                 raise KeyboardInterrupt
             yield step
 
-    monkeypatch.setattr(module, "tqdm", steps)
+    monkeypatch.setattr(checkpoints, "tqdm", steps)

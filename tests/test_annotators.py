@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from survey_lib.preference_data import labelled_rows
 from survey_lib.world.annotators import LLAMA2_MARGIN, AnnotatorConfig, SimulatedAnnotators, gold_agreement
 
 
@@ -59,7 +60,7 @@ def test_labels_are_reproducible_for_a_seed(world, pairs):
 def test_rows_are_in_trl_preference_format(world, pairs):
     prompts, first, second = (x[:10] for x in pairs)
     labels = SimulatedAnnotators(world).label(prompts, first, second)
-    rows = labels.to_rows(prompts, first, second)
+    rows = labelled_rows(labels, prompts, first, second)
     assert set(rows[0]) == {"prompt", "chosen", "rejected", "annotator"}
     for row, a, b, won in zip(rows, first, second, labels.first_preferred):
         # a leading space: prompt + chosen is the full text, as TRL's trainers join them
@@ -76,7 +77,7 @@ def test_ratings_follow_confidence_and_give_llama2_margins(world, pairs):
     # a higher rating always means a more confident annotator (before any careless flip)
     for low, high in zip(range(3), range(1, 4)):
         assert confidence[labels.rating == low].max() < confidence[labels.rating == high].min()
-    rows = labels.to_rows(prompts, first, second, margin=True)
+    rows = labelled_rows(labels, prompts, first, second, margin=True)
     assert [r["margin"] for r in rows] == [LLAMA2_MARGIN[k] for k in labels.rating]
     assert set(np.unique(labels.rating)) == {0, 1, 2, 3}
 

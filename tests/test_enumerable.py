@@ -101,3 +101,35 @@ def test_wrong_type_is_rejected():
         EnumerableTask(vocab_size=3.5)
     with pytest.raises(ValueError, match="beta"):
         EnumerableTask().optimal_logprobs(0.0)
+
+
+@pytest.mark.parametrize("keep", [1.0, 0.8])
+def test_fit_policy_weights_each_beta_dpo_loss_by_its_own_pair(keep):
+    """beta-DPO keeps (and permutes) a subset K of each direction's rows; fit_policy's loss is
+    sum_{i in K} w_i loss_i * n / |K|, over the number of pairs n. Pair 4 is 50 nats from the others,
+    so keep = 0.8 (4 of 5 rows) always drops it; the soft labels differ so a mismatch shows."""
+    from survey_lib.enumerable_preferences import Pairs, fit_policy
+    from survey_lib.preference_config import PreferenceConfig
+
+    task, beta, alpha, momentum = EnumerableTask(vocab_size=3, length=3, seed=0), 0.5, 0.6, 0.9
+    first, second = torch.tensor([0, 2, 4, 6, 8]), torch.tensor([1, 3, 5, 7, 9])
+    prob_first = torch.tensor([0.9, 0.3, 0.6, 0.2, 0.7])
+    ratio = torch.zeros(task.num_sequences)  # log pi / pi_ref of the starting policy
+    ratio[first] = torch.tensor([0.3, -0.2, 0.5, 0.1, 50.0])
+    init = task.tabular(torch.log_softmax(task.ref_logprobs() + ratio, 0))
+    config = PreferenceConfig(loss="beta_dpo", beta=beta, beta_dpo_alpha=alpha, beta_dpo_keep=keep,
+                              beta_dpo_momentum=momentum)
+    _, trace = fit_policy(task, Pairs(first, second, prob_first), config, 1, init=init)
+
+    log_ratio = (init.sequence_logprobs(task.sequences) - task.ref_logprobs()).detach().double()
+    h = log_ratio[first] - log_ratio[second]
+    n = len(first)
+    kept = torch.arange(n) if keep == 1.0 else torch.arange(n - 1)
+    mean, std, expected = 0.0, 0.0, 0.0
+    for margin, w in ((h, prob_first.double()), (-h, 1 - prob_first.double())):
+        mean = momentum * mean + (1 - momentum) * margin.mean().item()
+        std = momentum * std + (1 - momentum) * margin.std().item()
+        beta_batch = max(beta * (1 + alpha * (margin[kept].mean().item() - mean)), 1e-3)
+        losses = -torch.nn.functional.logsigmoid(beta_batch * margin[kept])
+        expected += (w[kept] * losses).sum().item() * n / len(kept) / n
+    assert trace[0]["loss"] == pytest.approx(expected, rel=1e-4)

@@ -13,7 +13,8 @@ from survey_lib.judges import AILabels, JudgeTemplates, LLMJudge, Rubric, Rule, 
 from survey_lib.preference_data import PreferenceDataError, ResponsePairs
 from survey_lib.tokenization import build_tokenizer
 from survey_lib.world.text import NEGATIVE, POSITIVE, TextWorld
-from survey_lib.zoo import JUDGE_WORDS, zoo_path
+from survey_lib.zoo import zoo_path
+from survey_lib.zoo.build import JUDGE_WORDS
 
 from conftest import crash_at
 
@@ -158,20 +159,20 @@ def test_verifier_examples_from_pairs_and_from_unpaired_rows():
 def test_train_verifier_learns_the_verdict_and_resumes(judge_tok, tmp_path, monkeypatch):
     rows = verifier_rows()
     config = VerifierConfig(epochs=30, batch_size=16, learning_rate=3e-3, output_dir=str(tmp_path), save_steps=10)
-    judge = train_verifier(LLMJudge(random_judge_lm(judge_tok), judge_tok, TINY), rows, config)
+    judge = train_verifier(LLMJudge(random_judge_lm(judge_tok), judge_tok, TINY), config, rows)
     prompts = ["the acting", "the ending"]
     good, bad = judge.score(prompts, ["was lovely .", "was brilliant ."]), judge.score(prompts, ["was awful .", "was poor ."])
     assert (good > 0.8).all() and (bad < 0.2).all(), (good, bad)  # unseen prompts: it learnt the words
     assert judge.history[-1]["loss"] < 0.1
 
     # a crash half-way, then a resume, reaches the same weights as the uninterrupted run
-    crash_at(monkeypatch, judges, 40)
+    crash_at(monkeypatch, 40)
     again = LLMJudge(random_judge_lm(judge_tok), judge_tok, TINY)
     resumed_dir = str(tmp_path / "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train_verifier(again, rows, VerifierConfig(**{**config.__dict__, "output_dir": resumed_dir}))
+        train_verifier(again, VerifierConfig(**{**config.__dict__, "output_dir": resumed_dir}), rows)
     monkeypatch.undo()
-    train_verifier(again, rows, VerifierConfig(**{**config.__dict__, "output_dir": resumed_dir}))
+    train_verifier(again, VerifierConfig(**{**config.__dict__, "output_dir": resumed_dir}), rows)
     for p, q in zip(judge.model.parameters(), again.model.parameters()):
         torch.testing.assert_close(p, q)
 

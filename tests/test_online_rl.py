@@ -12,10 +12,21 @@ import torch
 from survey_lib import preference_losses as pl
 from survey_lib.generation import generate_rollouts, sample_completions
 from survey_lib.models import load_model
-from survey_lib.online_rl import GroupConfig, grpo_advantages, rloo_advantages, token_logprobs, train_group_policy
+from survey_lib import checkpoints
+from survey_lib.online_rl import (
+    GroupConfig,
+    grpo_advantages,
+    grpo_loss,
+    rloo_advantages,
+    rloo_loss,
+    token_logprobs,
+    train_group_policy,
+)
 from survey_lib.overoptimization import best_of_n_kl, best_of_n_sweep, fit_gao, gao_curve
 from survey_lib.preference_data import PreferenceDataError
-from survey_lib.preference_training import PreferenceConfig, encode_completion, sequence_logprobs, train_preference
+from survey_lib.preference_config import PreferenceConfig
+from survey_lib.preference_training import train_preference
+from survey_lib.sequences import encode_completion, sequence_logprobs
 from survey_lib.world.text import TextWorld
 
 WORLD = TextWorld(seed=0)
@@ -76,7 +87,7 @@ def test_bad_group_sizes_are_rejected_by_name(changes):
 
 def test_an_unknown_method_lists_the_choices(tok):
     with pytest.raises(ValueError, match="'rloo', 'grpo'"):
-        train_group_policy(policy(), tok, PROMPTS, words, TINY, method="ppo")
+        train_group_policy(policy(), TINY, PROMPTS, tokenizer=tok, reward=words, method="ppo")
 
 
 # ------------------------------------------------------------------ the trainers on the zoo
@@ -86,19 +97,54 @@ def test_an_unknown_method_lists_the_choices(tok):
 def test_a_tiny_run_records_every_step_and_moves_the_policy(tok, method):
     model = policy()
     before = [p.detach().clone() for p in model.parameters()]
-    history = train_group_policy(model, tok, PROMPTS, words, TINY, method=method).history
+    history = train_group_policy(model, TINY, PROMPTS, tokenizer=tok, reward=words, method=method).history
     assert [h["step"] for h in history] == [0, 1, 2]
     assert all(math.isfinite(h[k]) for h in history for k in ("score", "kl", "loss", "response_length", "ended"))
     assert history[0]["kl"] == 0.0  # the reference is the policy before training
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+def test_rloo_loss_clips_the_sequence_ratio_by_hand():
+    """Row 0: ratio e^0.2 = 1.221 with A = 1 is clipped to 1.2; row 1: the masked token's
+    -3 is ignored, ratio e^-0.5 = 0.607 with A = -2 is clipped to 0.8 (the pessimistic side).
+    Row 2: ratio 1, inside the clip. Loss = -mean(1.2, -1.6, 0.5)."""
+    new = torch.tensor([[-1.0, -0.5], [-2.0, 0.0], [-1.0, -1.0]])
+    old = torch.tensor([[-1.2, -0.5], [-1.5, -3.0], [-1.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    loss, clipfrac = rloo_loss(new, old, torch.tensor([1.0, -2.0, 0.5]), mask, 0.2)
+    assert loss.item() == pytest.approx(-(1.2 - 1.6 + 0.5) / 3)
+    assert clipfrac.item() == pytest.approx(2 / 3)
+
+
+def test_grpo_loss_clips_per_token_and_adds_k3_by_hand():
+    """Row 0 (A = 1): token ratios 1 and 1.5 (clipped to 1.2); pi_ref/pi = 2 on the first
+    token, so k3 = 2 - log 2 - 1 there and 0 on the second. Row 1 (A = -1): ratio 1 on its
+    one real token, k3 = 0; its padded token is ignored. Each row averages its own tokens."""
+    new = torch.tensor([[-1.0, -1.0 + math.log(1.5)], [-1.0, 5.0]])
+    old = torch.tensor([[-1.0, -1.0], [-1.0, -1.0]])
+    ref = torch.tensor([[-1.0 + math.log(2.0), -1.0 + math.log(1.5)], [-1.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    loss, clipfrac = grpo_loss(new, old, ref, torch.tensor([1.0, -1.0]), mask, 0.2, 0.1)
+    row0 = (-1.0 + 0.1 * (1 - math.log(2.0)) - 1.2) / 2
+    assert loss.item() == pytest.approx((row0 + 1.0) / 2)
+    assert clipfrac.item() == pytest.approx(1 / 3)
+
+
 @pytest.mark.parametrize("method", ["grpo", "rloo"])
-def test_several_iterations_per_batch_train(tok, method):
-    """num_iterations > 1 reuses a batch under the clipped ratio."""
-    history = train_group_policy(policy(), tok, PROMPTS, words, replace(TINY, steps=2, num_iterations=3),
-                                 method=method).history
-    assert len(history) == 2 and all(math.isfinite(h["loss"]) for h in history)
+def test_several_iterations_per_batch_take_that_many_clipped_updates(tok, method, monkeypatch):
+    """num_iterations = 3 takes three optimiser steps per batch of rollouts, and the later
+    ones see a ratio pi / pi_old away from 1, so some get clipped; with one update per batch
+    (no dropout) the ratio is exactly 1 and nothing is clipped."""
+    updates = []
+    update = checkpoints.TrainingLoop.update
+    monkeypatch.setattr(checkpoints.TrainingLoop, "update", lambda self, *a, **k: updates.append(1) or update(self, *a, **k))
+    config = replace(TINY, steps=2, learning_rate=1e-2)
+    once = train_group_policy(policy(), config, PROMPTS, tokenizer=tok, reward=words, method=method).history
+    assert len(updates) == 2 and all(h["clipfrac"] == 0.0 for h in once)
+    thrice = train_group_policy(policy(), replace(config, num_iterations=3), PROMPTS, tokenizer=tok, reward=words,
+                                method=method).history
+    assert len(updates) == 2 + 2 * 3
+    assert len(thrice) == 2 and max(h["clipfrac"] for h in thrice) > 0
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -107,7 +153,7 @@ def test_the_reward_goes_up(tok, method, seed):
     """Reward = minus the number of words: 15 steps of 16 rollouts (4 prompts x 4) shorten the
     responses by well over a word (about 3.5 on both seeds when this test was written)."""
     config = GroupConfig(steps=15, batch_size=16, num_generations=4, max_new_tokens=8, learning_rate=1e-3, seed=seed)
-    scores = [h["score"] for h in train_group_policy(policy(), tok, PROMPTS, brevity, config, method=method).history]
+    scores = [h["score"] for h in train_group_policy(policy(), config, PROMPTS, tokenizer=tok, reward=brevity, method=method).history]
     assert np.mean(scores[-3:]) > scores[0] + 1.5
 
 
@@ -260,7 +306,7 @@ def ranked_rows(tok):
 def test_ranking_losses_train_on_ranked_rows(tok, ranked_rows, loss):
     """The same 8 rows each step: the loss falls."""
     config = PreferenceConfig(loss=loss, batch_size=8, epochs=1, min_steps=8, learning_rate=1e-3)
-    history = train_preference(policy(), ranked_rows, config, tokenizer=tok).history
+    history = train_preference(policy(), config, ranked_rows, tokenizer=tok).history
     assert len(history) == 8 and all(math.isfinite(h["loss"]) for h in history)
     assert history[-1]["loss"] < history[0]["loss"]
 
@@ -274,13 +320,13 @@ def test_ranking_losses_train_on_ranked_rows(tok, ranked_rows, loss):
 def test_a_bad_ranked_row_is_named(tok, ranked_rows, change, message):
     rows = [ranked_rows[0], {**ranked_rows[1], **change}, ranked_rows[2]]
     with pytest.raises(PreferenceDataError, match=message):
-        train_preference(policy(), rows, PreferenceConfig(loss="rrhf", batch_size=4), tokenizer=tok)
+        train_preference(policy(), PreferenceConfig(loss="rrhf", batch_size=4), rows, tokenizer=tok)
 
 
 def test_ranked_rows_must_share_their_number_of_completions(tok, ranked_rows):
     rows = [ranked_rows[0], {**ranked_rows[1], "completions": ["was good .", "was bad ."], "rewards": [1.0, 0.0]}]
     with pytest.raises(PreferenceDataError, match="row 1 has 2 completions, row 0 has 3"):
-        train_preference(policy(), rows, PreferenceConfig(loss="pro", batch_size=4), tokenizer=tok)
+        train_preference(policy(), PreferenceConfig(loss="pro", batch_size=4), rows, tokenizer=tok)
 
 
 # ------------------------------------------------------------------ best-of-n and over-optimisation
@@ -356,3 +402,14 @@ def test_best_of_n_sweep_on_the_zoo(tok):
 def test_best_of_n_sweep_needs_divisors_of_the_largest_n(tok, ns):
     with pytest.raises(ValueError, match="divisor"):
         best_of_n_sweep(policy(), tok, PROMPTS[:2], words, words, ns)
+
+
+def test_masked_whiten_divides_by_the_population_std():
+    """Real entries [1, 2, 3, 6]: mean 3, population variance (4 + 1 + 0 + 9) / 4 = 3.5 (not the
+    unbiased 14 / 3); the padded 100 is ignored and comes back 0."""
+    from survey_lib.online_rl import masked_whiten
+
+    x, mask = torch.tensor([[1.0, 2.0, 3.0], [6.0, 100.0, 100.0]]), torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    white = (torch.tensor([[-2.0, -1.0, 0.0], [3.0, 0.0, 0.0]]) / math.sqrt(3.5 + 1e-8)) * mask
+    torch.testing.assert_close(masked_whiten(x, mask), white)
+    torch.testing.assert_close(masked_whiten(x, mask, shift_mean=False), (white + 3.0) * mask)

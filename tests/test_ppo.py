@@ -55,7 +55,7 @@ def critic():
 
 
 def ppo(tok, config=TINY, *, model=None, value=None, reward=words, **changes):
-    return train_ppo(model or policy(), tok, PROMPTS, reward, value or critic(), replace(config, **changes))
+    return train_ppo(model or policy(), replace(config, **changes), PROMPTS, tokenizer=tok, reward=reward, critic=value or critic())
 
 
 def t(values):
@@ -65,10 +65,12 @@ def t(values):
 # ------------------------------------------------------------------ GAE
 
 
-def test_gae_hand_computed_with_a_padded_tail():
+@pytest.mark.parametrize("padded_reward", [0.0, 5.0])
+def test_gae_hand_computed_with_a_padded_tail(padded_reward):
     """gamma=0.9, lam=0.8; row 2 has two real tokens: its padded position gets advantage 0
-    and return 0 whatever its value (9.0), and its last real token bootstraps from 0."""
-    rewards = t([[1.0, 2.0, 3.0], [0.5, 1.5, 0.0]])
+    and return 0 whatever its value (9.0) and its reward (a reward there must not leak into
+    the real tokens' advantages), and its last real token bootstraps from 0."""
+    rewards = t([[1.0, 2.0, 3.0], [0.5, 1.5, padded_reward]])
     values = t([[0.1, 0.2, 0.3], [0.4, 0.6, 9.0]])
     mask = t([[1, 1, 1], [1, 1, 0]])
     advantages, returns = gae(rewards, values, mask, gamma=0.9, lam=0.8)
@@ -234,7 +236,7 @@ def test_missing_eos_penalty_is_subtracted_from_unfinished_responses(tok):
 def test_online_run_rollout_penalises_exactly_the_rows_that_did_not_end(tok):
     """OnlineRun.rollout: score = reward - penalty where `ended` is False, the reward itself where True."""
     config = online_rl.OnlineConfig(batch_size=8, max_new_tokens=5, missing_eos_penalty=0.5)
-    rollouts, scores = online_rl.OnlineRun(policy(), tok, PROMPTS, words, config).rollout()
+    rollouts, scores = online_rl.OnlineRun(policy(), config, PROMPTS, tokenizer=tok, reward=words).rollout()
     assert 0 < rollouts.ended.sum() < 8
     expected = words(rollouts.prompts, rollouts.completions) - 0.5 * (~rollouts.ended).numpy()
     np.testing.assert_allclose(scores.numpy(), expected, rtol=0, atol=1e-6)
@@ -339,7 +341,7 @@ def test_an_interrupted_run_resumes_bit_for_bit(tok, tmp_path, monkeypatch):
     the interrupted run's. A finished run does no step."""
     config = replace(TINY, steps=3, save_steps=1, kl_target=1.0, kl_horizon=10, output_dir=str(tmp_path))
     straight = ppo(tok, config, output_dir=None)
-    crash_at(monkeypatch, online_rl, 2)
+    crash_at(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         ppo(tok, config)
     monkeypatch.undo()
@@ -353,7 +355,7 @@ def test_an_interrupted_run_resumes_bit_for_bit(tok, tmp_path, monkeypatch):
         assert torch.equal(a, b), name
     for (name, a), b in zip(straight.critic.named_parameters(), resumed.critic.parameters()):
         assert torch.equal(a, b), name
-    crash_at(monkeypatch, online_rl, 0)  # any step would raise
+    crash_at(monkeypatch, 0)  # any step would raise
     assert ppo(tok, config).history == straight.history
 
 

@@ -458,7 +458,7 @@ def trl_setup(tmp_path_factory):
     from trl import DPOConfig, DPOTrainer
 
     from survey_lib.models import load_model
-    from survey_lib.preference_training import completion_logprobs
+    from survey_lib.sequences import completion_logprobs
 
     torch.manual_seed(0)
     model, tok = load_model("tiny-text-lm")
@@ -620,3 +620,18 @@ def test_unknown_gpo_kind_lists_the_valid_kinds():
     with pytest.raises(ValueError, match="kind") as info:
         pl.gpo_loss(*[_zeros()] * 4, kind="cubic")
     assert "'cubic'" in str(info.value) and all(repr(kind) in str(info.value) for kind in pl.GPO_FUNCTIONS)
+
+
+@pytest.mark.parametrize("keep", [1.0, 0.5])
+def test_beta_dpo_records_which_rows_it_kept(keep):
+    """state.kept lists the kept rows in the order of the returned losses (the draw permutes
+    them even when keep = 1), so a caller can pair each loss with its own row."""
+    n = 8
+    h = np.linspace(-1.0, 1.0, n)
+    zeros = t([0.0] * n)
+    state = pl.BetaDPOState(0.9)
+    losses, beta_batch = pl.beta_dpo_loss(t(h), zeros, zeros, zeros, beta=0.5, keep=keep, state=state,
+                                          generator=torch.Generator().manual_seed(0))
+    kept = state.kept.numpy()
+    assert len(kept) == len(losses) == int(keep * n) and len(set(kept)) == len(kept)
+    close(losses, -log_sigmoid(beta_batch * h[kept]))

@@ -9,18 +9,11 @@ import pytest
 import torch
 
 from survey_lib import preference_losses as pl
-from survey_lib import preference_training as pt
 from survey_lib.models import LoraSettings, ModelSettings, load_model
-from survey_lib.preference_data import PreferenceDataError, sample_response_pairs
-from survey_lib.preference_training import (
-    LOSSES,
-    PreferenceConfig,
-    completion_logprobs,
-    encode_completion,
-    prepare_rows,
-    sequence_logprobs,
-    train_preference,
-)
+from survey_lib.preference_config import LOSSES, PreferenceConfig
+from survey_lib.preference_data import PreferenceDataError, prepare_rows, sample_response_pairs
+from survey_lib.preference_training import train_preference
+from survey_lib.sequences import completion_logprobs, encode_completion, sequence_logprobs
 from survey_lib.world.text import TextWorld
 
 FAST = PreferenceConfig(batch_size=16, epochs=1, min_steps=3)
@@ -143,7 +136,7 @@ def test_every_loss_trains_a_few_finite_steps(rows, tok, loss):
     data = rewarded(rows[:16]) if LOSSES[loss].data == "rewarded" else rows[:32]
     model = policy()
     before = [p.detach().clone() for p in model.parameters()]
-    result = train_preference(model, data, replace(FAST, loss=loss), tokenizer=tok)
+    result = train_preference(model, replace(FAST, loss=loss), data, tokenizer=tok)
     assert len(result.history) >= 3 and all(math.isfinite(h["loss"]) for h in result.history)
     assert any(not torch.equal(a, b) for a, b in zip(before, result.model.parameters()))
 
@@ -155,8 +148,7 @@ def test_dpo_raises_the_margin_on_its_training_rows(rows, tok):
         return (sequence_logprobs(model, tok, prompts, [r["chosen"] for r in rows])
                 - sequence_logprobs(model, tok, prompts, [r["rejected"] for r in rows]))
 
-    result = train_preference(policy(), rows, PreferenceConfig(batch_size=16, epochs=1, min_steps=40, learning_rate=1e-3),
-                              tokenizer=tok)
+    result = train_preference(policy(), PreferenceConfig(batch_size=16, epochs=1, min_steps=40, learning_rate=1e-3), rows, tokenizer=tok)
     assert result.history[0]["chosen_logratio"] == pytest.approx(0, abs=1e-5)
     assert (margins(result.model) - margins(policy())).mean() > 5
     assert sum(h["accuracy"] for h in result.history[-8:]) / 8 > 0.75
@@ -165,7 +157,7 @@ def test_dpo_raises_the_margin_on_its_training_rows(rows, tok):
 def test_dro_learns_one_value_per_distinct_prompt(rows, tok):
     """DRO's V(x) is one trained scalar per distinct prompt."""
     data = rewarded(rows[:16])
-    result = train_preference(policy(), data, replace(FAST, loss="dro"), tokenizer=tok)
+    result = train_preference(policy(), replace(FAST, loss="dro"), data, tokenizer=tok)
     assert set(result.values) == {r["prompt"] for r in data}
     assert all(math.isfinite(v) for v in result.values.values()) and any(v != 0 for v in result.values.values())
 
@@ -179,31 +171,31 @@ def test_interrupted_run_resumes_bit_for_bit(rows, tok, tmp_path, monkeypatch, l
     (beta-DPO's filter draws and TDPO's frozen reference included); a finished run does no step."""
     data = rewarded(rows[:16]) if loss == "dro" else rows[:32]
     config = PreferenceConfig(loss=loss, batch_size=8, epochs=2, save_steps=3, output_dir=str(tmp_path / "ckpt"))
-    straight = train_preference(policy(), data, replace(config, output_dir=None), tokenizer=tok)
-    crash_at(monkeypatch, pt, 5)
+    straight = train_preference(policy(), replace(config, output_dir=None), data, tokenizer=tok)
+    crash_at(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
-        train_preference(policy(), data, config, tokenizer=tok)
+        train_preference(policy(), config, data, tokenizer=tok)
     monkeypatch.undo()
     assert torch.load(tmp_path / "ckpt" / "checkpoint.pt", weights_only=False)["step"] == 3
     # a perturbed start: the checkpoint must win (TDPO's reference is the model passed in, so not there)
-    resumed = train_preference(policy(noise=loss != "tdpo2"), data, config, tokenizer=tok)
+    resumed = train_preference(policy(noise=loss != "tdpo2"), config, data, tokenizer=tok)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
     for (name, a), b in zip(straight.model.named_parameters(), resumed.model.parameters()):
         assert torch.equal(a, b), name
     assert resumed.values == straight.values
-    crash_at(monkeypatch, pt, 0)  # any step would raise
-    assert train_preference(policy(), data, config, tokenizer=tok).history == straight.history
+    crash_at(monkeypatch, 0)  # any step would raise
+    assert train_preference(policy(), config, data, tokenizer=tok).history == straight.history
 
 
 def test_resuming_with_other_data_or_settings_is_refused(rows, tok, tmp_path):
     """The checkpoint's fingerprint covers the data and the settings (not output_dir/save_steps)."""
     config = replace(FAST, min_steps=1, output_dir=str(tmp_path))
-    train_preference(policy(), rows[:16], config, tokenizer=tok)
-    train_preference(policy(), rows[:16], replace(config, save_steps=7), tokenizer=tok)
+    train_preference(policy(), config, rows[:16], tokenizer=tok)
+    train_preference(policy(), replace(config, save_steps=7), rows[:16], tokenizer=tok)
     with pytest.raises(ValueError, match="other data or settings"):
-        train_preference(policy(), rows[:15], config, tokenizer=tok)
+        train_preference(policy(), config, rows[:15], tokenizer=tok)
     with pytest.raises(ValueError, match="other data or settings"):
-        train_preference(policy(), rows[:16], replace(config, beta=0.2), tokenizer=tok)
+        train_preference(policy(), replace(config, beta=0.2), rows[:16], tokenizer=tok)
 
 
 # ------------------------------------------------------------------ sDPO
@@ -215,21 +207,21 @@ def test_sdpo_refreshes_the_second_chunks_reference_from_the_policy_at_the_bound
     config = PreferenceConfig(batch_size=16, epochs=1, min_steps=12, reference_stages=2, save_steps=6,
                               output_dir=str(tmp_path))
     stage_one = policy()
-    crash_at(monkeypatch, pt, 6)  # stage 2 begins at step 6: stop there, keeping the stage-1 policy
+    crash_at(monkeypatch, 6)  # stage 2 begins at step 6: stop there, keeping the stage-1 policy
     with pytest.raises(KeyboardInterrupt):
-        train_preference(stage_one, rows, config, tokenizer=tok)
+        train_preference(stage_one, config, rows, tokenizer=tok)
     monkeypatch.undo()
     prompts, chosen = [r["prompt"] for r in rows], [r["chosen"] for r in rows]
     boundary = sequence_logprobs(stage_one, tok, prompts[32:], chosen[32:])
     initial = sequence_logprobs(policy(), tok, prompts, chosen)
 
-    result = train_preference(policy(), rows, config, tokenizer=tok)
+    result = train_preference(policy(), config, rows, tokenizer=tok)
     ref = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["extra"]["ref"]["main"]
     assert torch.allclose(ref[:32], initial[:32], atol=1e-4)
     assert torch.allclose(ref[32:], boundary, atol=1e-4)
     assert not torch.allclose(ref[32:], initial[32:], atol=1e-2)
     assert abs(result.history[6]["chosen_logratio"]) < 1e-4 < abs(result.history[5]["chosen_logratio"])
-    single = train_preference(policy(), rows, replace(config, reference_stages=1, output_dir=None), tokenizer=tok)
+    single = train_preference(policy(), replace(config, reference_stages=1, output_dir=None), rows, tokenizer=tok)
     assert abs(single.history[6]["chosen_logratio"]) > 1e-2
 
 
@@ -248,7 +240,7 @@ def test_qlora_dpo_moves_every_adapter_and_no_base_weight(rows, tok):
     assert isinstance(dict(model.named_modules())["base_model.model.model.layers.0.self_attn.q_proj"].base_layer, bnb.nn.Linear4bit)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     base = dequantized(model)
-    result = train_preference(model, rows[:32], replace(FAST, min_steps=4, learning_rate=1e-2), tokenizer=tok)
+    result = train_preference(model, replace(FAST, min_steps=4, learning_rate=1e-2), rows[:32], tokenizer=tok)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == {n for n in before if "lora_" in n}
     assert all(torch.equal(w, base[n]) for n, w in dequantized(model).items())
@@ -264,7 +256,7 @@ def test_qlora_training_after_an_eval_pass_still_reaches_every_layer(rows, tok):
     with torch.no_grad():
         model(**tok(["the movie was"], return_tensors="pt"))
     lora_b = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
-    train_preference(model, rows[:32], replace(FAST, batch_size=32, min_steps=1), tokenizer=tok)
+    train_preference(model, replace(FAST, batch_size=32, min_steps=1), rows[:32], tokenizer=tok)
     unmoved = [n for n, p in model.named_parameters() if n in lora_b and torch.equal(p, lora_b[n])]
     assert not unmoved
 
@@ -282,7 +274,7 @@ def test_qlora_token_level_loss_uses_the_disabled_adapter_as_reference(rows, tok
 
     monkeypatch.setattr(model, "disable_adapter", counted)
     lora = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
-    result = train_preference(model, rows[:32], replace(FAST, loss="tdpo2", min_steps=4, learning_rate=1e-2), tokenizer=tok)
+    result = train_preference(model, replace(FAST, loss="tdpo2", min_steps=4, learning_rate=1e-2), rows[:32], tokenizer=tok)
     assert calls["n"] == len(result.history) == 4
     assert all(math.isfinite(h["loss"]) for h in result.history)
     assert all(not torch.equal(p, lora[n]) for n, p in model.named_parameters() if "lora_" in n)
@@ -314,7 +306,7 @@ def test_sdpo_is_refused_for_token_level_and_reference_free_losses(loss):
 def test_more_sdpo_stages_than_rows_is_refused(rows, tok):
     """Each sDPO chunk needs a row (it used to divide by zero)."""
     with pytest.raises(ValueError, match="reference_stages=3"):
-        train_preference(policy(), rows[:2], replace(FAST, reference_stages=3), tokenizer=tok)
+        train_preference(policy(), replace(FAST, reference_stages=3), rows[:2], tokenizer=tok)
 
 
 @pytest.mark.parametrize("loss", ["dpo", "kto", "npo"])
@@ -323,7 +315,7 @@ def test_a_bad_pair_is_named_whatever_format_it_converts_to(rows, tok, loss, bad
     """A pair without 'chosen' or with an empty 'rejected' names its index, also for KTO/NPO."""
     data = rows[:2] + [{k: v for k, v in {**rows[2], **bad}.items() if v is not None}] + rows[3:5]
     with pytest.raises(PreferenceDataError, match=message):
-        train_preference(policy(), data, replace(FAST, loss=loss), tokenizer=tok)
+        train_preference(policy(), replace(FAST, loss=loss), data, tokenizer=tok)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -336,7 +328,7 @@ def test_a_bad_rewarded_row_is_named(rows, tok, field, value, message):
     data = rewarded(rows[:2])
     data[1] = {**data[1], field: value}
     with pytest.raises(PreferenceDataError, match=message):
-        train_preference(policy(), data, replace(FAST, loss="dro"), tokenizer=tok)
+        train_preference(policy(), replace(FAST, loss="dro"), data, tokenizer=tok)
 
 
 @pytest.mark.parametrize("label", [1, "yes", None])
@@ -345,4 +337,4 @@ def test_an_unpaired_row_without_a_bool_label_is_named(rows, tok, label):
     data = prepare_rows(rows[:2], "unpaired")
     data[1] = {**data[1], "label": label}
     with pytest.raises(PreferenceDataError, match="row 1: 'label'"):
-        train_preference(policy(), data, replace(FAST, loss="kto"), tokenizer=tok)
+        train_preference(policy(), replace(FAST, loss="kto"), data, tokenizer=tok)

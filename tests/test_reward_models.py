@@ -9,7 +9,8 @@ import torch
 from survey_lib import reward_models
 from survey_lib.models import LoraSettings, ModelSettings, load_model
 from survey_lib.preference_data import PreferenceDataError
-from survey_lib.reward_models import RewardConfig, RewardEnsemble, RewardModel, bradley_terry_loss, encode, train_reward_model
+from survey_lib.reward_models import RewardConfig, RewardEnsemble, RewardModel, bradley_terry_loss, train_reward_model
+from survey_lib.sequences import encode_completion
 from survey_lib.world.text import NEGATIVE, POSITIVE
 
 # a task the tiny model can learn in a few dozen steps: praise beats criticism
@@ -24,6 +25,11 @@ FAST = RewardConfig(epochs=1, min_steps=40, batch_size=8, learning_rate=3e-3)
 def reward_head(seed=0):
     torch.manual_seed(seed)
     return load_model("tiny-text-lm", head="reward")
+
+
+def fit(head, rows, config):
+    model, tok = head
+    return train_reward_model(model, config, rows, tokenizer=tok)
 
 
 def test_bradley_terry_loss_closed_form_and_gradient():
@@ -54,8 +60,8 @@ def test_loss_and_tokens_match_trl_reward_trainer(tmp_path):
     trl_rows = trainer.train_dataset
     # the same token ids: TRL joins prompt + completion as text, we join token ids
     for row, trl_row in zip(rows, trl_rows):
-        assert encode(tok, row["prompt"], row["chosen"]) == trl_row["chosen_ids"]
-        assert encode(tok, row["prompt"], row["rejected"]) == trl_row["rejected_ids"]
+        assert encode_completion(tok, row["prompt"], row["chosen"])[0] == trl_row["chosen_ids"]
+        assert encode_completion(tok, row["prompt"], row["rejected"])[0] == trl_row["rejected_ids"]
     batch = next(iter(trainer.get_train_dataloader()))
     model.eval()
     with torch.no_grad():
@@ -76,7 +82,7 @@ def test_loss_and_tokens_match_trl_reward_trainer(tmp_path):
 def test_training_learns_the_preference_and_generalises():
     model, tok = reward_head()
     train, held_out = ROWS[:24], ROWS[24:]
-    rm = train_reward_model(model, tok, train, FAST)
+    rm = train_reward_model(model, FAST, train, tokenizer=tok)
     assert rm.history[-1]["loss"] < rm.history[0]["loss"] / 2
     chosen, rejected = rm.score_rows(held_out)
     assert (chosen > rejected).all()
@@ -86,7 +92,7 @@ def test_training_learns_the_preference_and_generalises():
 
 def test_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     config = replace(FAST, output_dir=str(tmp_path / "ckpt"), save_steps=10)
-    straight = train_reward_model(*reward_head(), ROWS, replace(config, output_dir=None))
+    straight = fit(reward_head(), ROWS, replace(config, output_dir=None))
 
     calls = {"n": 0}
     real_loss = reward_models.bradley_terry_loss
@@ -99,21 +105,21 @@ def test_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(reward_models, "bradley_terry_loss", crash_at_step_25)
     with pytest.raises(KeyboardInterrupt):
-        train_reward_model(*reward_head(), ROWS, config)
+        fit(reward_head(), ROWS, config)
     monkeypatch.setattr(reward_models, "bradley_terry_loss", real_loss)
-    resumed = train_reward_model(*reward_head(seed=1), ROWS, config)  # different init: the checkpoint must win
+    resumed = fit(reward_head(seed=1), ROWS, config)  # different init: the checkpoint must win
     assert resumed.history[20]["step"] == 20 and len(resumed.history) == len(straight.history)
     for (name, a), b in zip(straight.model.named_parameters(), resumed.model.parameters()):
         assert torch.equal(a, b), name
     with pytest.raises(ValueError, match="other data or settings"):
-        train_reward_model(*reward_head(), ROWS[:20], config)
+        fit(reward_head(), ROWS[:20], config)
 
 
 def test_long_sequences_are_truncated_with_a_warning_naming_the_rows():
     model, tok = reward_head()
     rows = ROWS[:4] + [{"prompt": "the movie", "chosen": " was good" + " and it was good" * 20 + " .", "rejected": " was bad ."}]
     with pytest.warns(UserWarning, match=r"1 chosen sequences longer than 64 tokens .* \(rows \[4\]\)"):
-        rm = train_reward_model(model, tok, rows, replace(FAST, min_steps=1))
+        rm = train_reward_model(model, replace(FAST, min_steps=1), rows, tokenizer=tok)
     with pytest.warns(UserWarning, match=r"rows \[1\]"):
         assert np.isfinite(rm(["the movie"] * 2, [" was good .", rows[4]["chosen"]])).all()
 
@@ -129,7 +135,7 @@ def test_non_finite_scores_name_the_rows():
 def test_margins_must_be_on_every_row_or_none():
     rows = [dict(ROWS[0], margin=1.0), ROWS[1]]
     with pytest.raises(PreferenceDataError, match="row 1 has no 'margin'"):
-        train_reward_model(*reward_head(), rows, FAST)
+        fit(reward_head(), rows, FAST)
 
 
 @pytest.mark.parametrize("field, value", [("learning_rate", 0.0), ("batch_size", 0), ("epochs", 1.5), ("max_length", 1)])
@@ -139,7 +145,7 @@ def test_bad_config_names_the_field(field, value):
 
 
 def test_saved_reward_model_reloads_with_the_same_scores(tmp_path):
-    rm = train_reward_model(*reward_head(), ROWS, replace(FAST, min_steps=5))
+    rm = fit(reward_head(), ROWS, replace(FAST, min_steps=5))
     rm.save_pretrained(tmp_path / "rm")
     again = RewardModel.from_pretrained(tmp_path / "rm")
     prompts, completions = ["the movie", "the plot"], ["was great .", "was dull ."]
@@ -151,8 +157,8 @@ def test_conversational_rows_train_through_the_chat_template():
     reply = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
     model, tok = reward_head()
     rows = [{"prompt": user(r["prompt"]), "chosen": reply(r["chosen"].strip()), "rejected": reply(r["rejected"].strip())} for r in ROWS]
-    assert encode(tok, rows[0]["prompt"], rows[0]["chosen"])[:2] == tok.convert_tokens_to_ids(["<|user|>", "the"])
-    rm = train_reward_model(model, tok, rows, FAST)
+    assert encode_completion(tok, rows[0]["prompt"], rows[0]["chosen"])[0][:2] == tok.convert_tokens_to_ids(["<|user|>", "the"])
+    rm = train_reward_model(model, FAST, rows, tokenizer=tok)
     chosen, rejected = rm.score_rows(rows)
     assert (chosen > rejected).mean() > 0.9
 
@@ -177,7 +183,7 @@ def test_qlora_reward_model_trains_only_adapters_and_head():
     assert any(".score." in n for n in trainable)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    rm = train_reward_model(model, tok, ROWS, replace(FAST, min_steps=5))
+    rm = train_reward_model(model, replace(FAST, min_steps=5), ROWS, tokenizer=tok)
     after = dict(rm.model.named_parameters())
     assert all(torch.equal(after[n], p) for n, p in frozen.items())
     assert any(not torch.equal(after[n], p) for n, p in before.items() if ".score." in n)

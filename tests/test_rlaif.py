@@ -8,10 +8,10 @@ from transformers import AutoModelForCausalLM
 
 from survey_lib.judges import Judge, LLMJudge
 from survey_lib.preference_data import sample_response_pairs
-from survey_lib.preference_training import PreferenceConfig
+from survey_lib.preference_config import PreferenceConfig
 from survey_lib.profiles import get_profile
 from survey_lib.rlaif import Constitution, SelfRewardingConfig, critique_and_revise, self_judged_pairs, self_rewarding
-from survey_lib.zoo import build
+from survey_lib.zoo.build import build
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

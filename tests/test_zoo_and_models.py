@@ -12,7 +12,8 @@ from survey_lib.models import HubUnavailableError, LoraSettings, ModelSettings, 
 from survey_lib.profiles import PROFILES, get_profile
 from survey_lib.tokenization import build_tokenizer
 from survey_lib.world.arithmetic import VOCABULARY, ArithmeticTask
-from survey_lib.zoo import ZOO, build, zoo_path
+from survey_lib.zoo import ZOO, zoo_path
+from survey_lib.zoo.build import build
 
 
 # ----- tokenizers

@@ -14,8 +14,8 @@ and with probability `flip_rate` the click lands on the other response (careless
 
 Like Llama 2's annotators (2307.09288, section 3.2.1) each also rates how much better the
 winner is, on four levels read from their own confidence |P(a > b) - 1/2| before any
-flip; `to_rows(..., margin=True)` turns the rating into Llama 2's margin m(r) for the
-reward model's loss -log sigmoid(r_chosen - r_rejected - m(r)).
+flip; `preference_data.labelled_rows(..., margin=True)` turns the rating into Llama 2's
+margin m(r) for the reward model's loss -log sigmoid(r_chosen - r_rejected - m(r)).
 """
 from __future__ import annotations
 
@@ -73,22 +73,6 @@ class PreferenceLabels:
     annotator: np.ndarray
     probability_first: np.ndarray
     rating: np.ndarray
-
-    def to_rows(self, prompts, first, second, *, margin: bool = False) -> list[dict]:
-        """Rows in TRL's standard preference format (prompt / chosen / rejected).
-
-        Completions get a leading space, so that `prompt + chosen` is the full text, as
-        TRL's trainers build it. With `margin`, each row carries Llama 2's margin for its
-        rating, which TRL's `RewardTrainer` and `survey_lib.reward_models` subtract.
-        """
-        rows = [
-            {"prompt": p, "chosen": " " + (a if won else b), "rejected": " " + (b if won else a), "annotator": int(j)}
-            for p, a, b, won, j in zip(prompts, first, second, self.first_preferred, self.annotator)
-        ]
-        if margin:
-            for row, r in zip(rows, self.rating):
-                row["margin"] = LLAMA2_MARGIN[r]
-        return rows
 
 
 class SimulatedAnnotators:

@@ -3,7 +3,8 @@ import argparse
 import json
 from pathlib import Path
 
-from . import ZOO, build
+from . import ZOO
+from .build import build
 
 parser = argparse.ArgumentParser(prog="python -m survey_lib.zoo", description=__doc__)
 sub = parser.add_subparsers(dest="command", required=True)

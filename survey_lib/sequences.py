@@ -1,0 +1,119 @@
+"""Token sequences for training and scoring: encoding, padding, truncation, log-probabilities.
+
+Defined for the foundation's zoo and chapter 03; every trainer and evaluation that reads a
+(prompt, completion) pair as tokens goes through this module: the zoo's pre-training, the
+reward model (chapter 03), the preference losses (chapters 07-08), the policy evaluation
+(chapters 04-08).
+
+**One end-of-sequence rule.** A plain-text pair is the prompt's tokens (with the
+tokenizer's own special tokens, e.g. a BOS), then the completion's, then exactly one
+end-of-sequence token: appended, unless the completion already ends with one. This is how
+the policy generated it and how TRL's `DPOTrainer` and `RewardTrainer` build a row. A
+conversation (lists of {"role", "content"} messages) is rendered by the tokenizer's chat
+template, which marks the end of the turn itself; nothing is appended.
+
+Sequences are right-padded: a reward head reads the last non-padding token, and positions
+start at 0. A sequence longer than the model keeps its last tokens (where a reward is read
+and a completion ends), with a warning naming the rows; nothing is dropped.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+
+def encode_completion(tokenizer, prompt, completion) -> tuple[list[int], int]:
+    """(token ids of prompt + completion, number of prompt tokens) under the module's
+    end-of-sequence rule; `prompt` and `completion` are both strings or both conversations."""
+    if isinstance(prompt, list):
+        prompt_ids = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)
+        ids = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)
+        return list(ids["input_ids"]), len(prompt_ids["input_ids"])
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None and completion_ids[-1:] != [tokenizer.eos_token_id]:
+        completion_ids = completion_ids + [tokenizer.eos_token_id]
+    return prompt_ids + completion_ids, len(prompt_ids)
+
+
+def model_max_length(model, max_length: int) -> int:
+    """`max_length`, capped by the model's position embeddings."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    return min(max_length, positions) if positions else max_length
+
+
+def truncate_left(sequences: list[list[int]], max_length: int, what: str) -> list[list[int]]:
+    """Keep each sequence's last `max_length` tokens, warning with the count and the rows."""
+    long = [i for i, s in enumerate(sequences) if len(s) > max_length]
+    if long:
+        warnings.warn(
+            f"{len(long)} {what} longer than {max_length} tokens keep their last {max_length} tokens "
+            f"(rows {long[:10]}{' ...' if len(long) > 10 else ''})",
+            stacklevel=3,
+        )
+    return [s[-max_length:] for s in sequences]
+
+
+def encode_truncated(tokenizer, pairs, max_length: int, what: str) -> list[tuple[list[int], int]]:
+    """`encode_completion` for each (prompt, completion), cut to `max_length` by
+    `truncate_left`; the prompt length shrinks with what was cut from the front."""
+    encoded = [encode_completion(tokenizer, p, c) for p, c in pairs]
+    kept = truncate_left([ids for ids, _ in encoded], max_length, what)
+    return [(k, max(n - (len(ids) - len(k)), 0)) for (ids, n), k in zip(encoded, kept)]
+
+
+def pad_right(sequences: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask, right-padded to the longest sequence."""
+    width = max(map(len, sequences))
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+def language_modeling_batch(tokenizer, rows: list[tuple[str, str]], *, completion_only: bool) -> dict[str, torch.Tensor]:
+    """A causal-LM training batch of (prompt, completion) rows: right-padded ids and labels
+    that mask the padding and, with `completion_only`, the prompt (the zoo's pre-training)."""
+    encoded = [encode_completion(tokenizer, p, c) for p, c in rows]
+    batch = pad_right([ids for ids, _ in encoded], tokenizer.pad_token_id, "cpu")
+    labels = torch.full_like(batch["input_ids"], -100)
+    for i, (ids, n_prompt) in enumerate(encoded):
+        start = n_prompt if completion_only else 0
+        labels[i, start : len(ids)] = torch.tensor(ids[start:])
+    return {**batch, "labels": labels}
+
+
+def completion_logprobs(model, sequences: list[tuple[list[int], int]], pad_id: int, *, with_logits: bool = False):
+    """log pi(y|x) summed over each completion's tokens (end-of-sequence included) of
+    encoded (ids, prompt length) pairs, and the completion lengths; with `with_logits`
+    also the logits and mask at the completion's positions (TDPO, chapter 08)."""
+    batch = pad_right([ids for ids, _ in sequences], pad_id, model.device)
+    logits = model(**batch).logits[:, :-1].float()
+    targets = batch["input_ids"][:, 1:]
+    position = torch.arange(targets.shape[1], device=targets.device)
+    starts = torch.tensor([max(n, 1) - 1 for _, n in sequences], device=targets.device)
+    mask = ((position >= starts[:, None]) & (batch["attention_mask"][:, 1:] == 1)).float()
+    token_logps = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    sums, lengths = (token_logps * mask).sum(-1), mask.sum(-1)
+    return (sums, lengths, logits, mask) if with_logits else (sums, lengths)
+
+
+@torch.no_grad()
+def sequence_logprobs(model, tokenizer, prompts: list[str], completions: list[str], *, batch_size: int = 256) -> torch.Tensor:
+    """log pi(y|x) for each (prompt, completion), end-of-sequence included: how chapters
+    04-08 estimate KL(pi || pi_ref) on samples and follow a response's likelihood."""
+    if len(prompts) != len(completions):
+        raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
+    was_training = model.training
+    model.eval()
+    try:
+        sequences = [encode_completion(tokenizer, p, c) for p, c in zip(prompts, completions)]
+        return torch.cat([
+            completion_logprobs(model, sequences[i : i + batch_size], tokenizer.pad_token_id)[0].cpu()
+            for i in range(0, len(sequences), batch_size)
+        ])
+    finally:
+        model.train(was_training)
