@@ -159,7 +159,9 @@ def test_verifier_examples_from_pairs_and_from_unpaired_rows():
 def test_train_verifier_learns_the_verdict_and_resumes(judge_tok, tmp_path, monkeypatch):
     rows = verifier_rows()
     config = VerifierConfig(epochs=30, batch_size=16, learning_rate=3e-3, output_dir=str(tmp_path), save_steps=10)
-    judge = train_verifier(LLMJudge(random_judge_lm(judge_tok), judge_tok, TINY), config, rows)
+    judge = LLMJudge(random_judge_lm(judge_tok), judge_tok, TINY)
+    assert judge.history == []  # declared by the judge, filled by train_verifier
+    assert train_verifier(judge, config, rows) is judge
     prompts = ["the acting", "the ending"]
     good, bad = judge.score(prompts, ["was lovely .", "was brilliant ."]), judge.score(prompts, ["was awful .", "was poor ."])
     assert (good > 0.8).all() and (bad < 0.2).all(), (good, bad)  # unseen prompts: it learnt the words

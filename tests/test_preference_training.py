@@ -321,10 +321,11 @@ def test_a_bad_pair_is_named_whatever_format_it_converts_to(rows, tok, loss, bad
 @pytest.mark.parametrize("field, value, message", [
     ("reward", float("nan"), "row 1: 'reward' must be a finite number"),
     ("reward", None, "row 1: 'reward'"),
+    ("reward", True, "row 1: 'reward' must be a finite number"),  # a flag, not a reward (margins refuse it too)
     ("completion", "  ", "row 1: 'completion'"),
 ])
 def test_a_bad_rewarded_row_is_named(rows, tok, field, value, message):
-    """DRO rows: a NaN or missing reward, or a blank completion, names the row."""
+    """DRO rows: a NaN, missing or boolean reward, or a blank completion, names the row."""
     data = rewarded(rows[:2])
     data[1] = {**data[1], field: value}
     with pytest.raises(PreferenceDataError, match=message):
