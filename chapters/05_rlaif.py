@@ -66,7 +66,7 @@ import numpy as np
 import torch
 
 from survey_lib.book import Chapter
-from survey_lib.judges import JudgeTemplates, Rubric, Rule, VerifierConfig, chat_text, train_verifier
+from survey_lib.judges import Rubric, Rule, VerifierConfig, chat_text, train_verifier
 from survey_lib.online_rl import GroupConfig, train_group_policy
 from survey_lib.policy_eval import evaluate_policy, reference_baseline
 from survey_lib.preference_data import sample_response_pairs

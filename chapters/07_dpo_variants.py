@@ -89,7 +89,6 @@ eval_samples = 512
 import copy
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 

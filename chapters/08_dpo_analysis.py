@@ -65,7 +65,7 @@ from survey_lib.preference_config import PreferenceConfig
 from survey_lib.preference_training import train_preference
 from survey_lib.sequences import sequence_logprobs
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
-from survey_lib.world.enumerable import EnumerableTask, exact_kl
+from survey_lib.world.enumerable import EnumerableTask
 from survey_lib.world.text import TextWorld
 
 chapter = Chapter("08_dpo_analysis", globals())

@@ -2,7 +2,6 @@
 KL reward, the adaptive KL controller and whitening against hand-computed values; the
 config checks; each implementation detail's switch end to end on the zoo; a bad reward;
 resuming; QLoRA on CPU; and the critic initialised from a reward model."""
-import copy
 import math
 from dataclasses import replace
 
