@@ -111,7 +111,7 @@ judge = chapter.profile.load_judge()
 print("a judge input:", repr(chat_text(judge.tokenizer, judge.templates.pairwise_text("the movie", "was great .", "was dull ."))))
 
 n_ai = n_labels * ai_budget_multiple
-pairs = sample_response_pairs(sft, tokenizer, world, n_ai + 2 * n_labels, seed=seed).without_empty()
+pairs = sample_response_pairs(sft, tokenizer, world, n_ai + 2 * n_labels, seed=seed)
 held_out = pairs.select(range(len(pairs) - n_labels, len(pairs)))  # for the verifier and the rubric
 pairs = pairs.select(range(n_ai))
 gold_gap = pairs.gold_gap(world)
@@ -174,7 +174,7 @@ def held_out_accuracy(reward) -> float:
     return float(((diff > 0) == held_gold_first)[held_decided].mean())
 
 
-human_rows = sample_response_pairs(sft, tokenizer, world, n_labels, seed=seed + 7).without_empty().label(humans)
+human_rows = sample_response_pairs(sft, tokenizer, world, n_labels, seed=seed + 7).label(humans)
 verifier = copy.deepcopy(judge)
 verifier_before = held_out_accuracy(verifier)
 train_verifier(verifier, VerifierConfig(seed=seed, learning_rate=3e-4), human_rows)

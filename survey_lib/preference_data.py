@@ -237,11 +237,6 @@ class ResponsePairs:
     def select(self, index) -> ResponsePairs:
         return ResponsePairs(*([xs[i] for i in index] for xs in (self.prompts, self.first, self.second)))
 
-    def without_empty(self) -> ResponsePairs:
-        """The pairs whose two responses both have text (a response that is only the
-        end-of-sequence token cannot be a preference row's side)."""
-        return self.select([i for i, (a, b) in enumerate(zip(self.first, self.second)) if a.strip() and b.strip()])
-
     def label(self, annotators: SimulatedAnnotators, *, margin: bool = False, rng: np.random.Generator | None = None) -> list[dict]:
         """Rows labelled by simulated annotators (chapter 03's "human" feedback)."""
         labels = annotators.label(self.prompts, self.first, self.second, rng)
@@ -276,26 +271,34 @@ def sample_response_pairs(
     progress: bool = False,
 ) -> ResponsePairs:
     """`n_pairs` prompts drawn uniformly from the text world, each answered twice by the
-    policy, as InstructGPT's comparisons were (2203.02155). When both answers coincide
-    the second is sampled again (up to `max_resamples` rounds), since a pair of identical
-    responses carries no preference."""
+    policy, as InstructGPT's comparisons were (2203.02155).
+
+    A pair must be able to carry a preference: when its two answers coincide, or one is
+    empty (the policy ended at once: a preference row's side cannot be empty), the
+    offending answers are sampled again, up to `max_resamples` rounds; pairs still unusable
+    then raise an error that names the count and the parameters to change. Resampling only
+    happens for such pairs, so the other pairs are what the policy first sampled.
+    """
     check_range("n_pairs", n_pairs, 1)
+    check_range("max_resamples", max_resamples, 0)
     rng = np.random.default_rng(seed)
     prompts = [world.prompts[i] for i in rng.integers(len(world.prompts), size=n_pairs)]
     completions = sample_completions(model, tokenizer, prompts * 2, temperature=temperature, seed=seed, progress=progress)
     first, second = completions[:n_pairs], completions[n_pairs:]
-    check_range("max_resamples", max_resamples, 0)
     for round_ in range(max_resamples + 1):  # check after every resample, the last one included
-        same = [i for i in range(n_pairs) if first[i] == second[i]]
-        if not same:
+        empty_first = [i for i in range(n_pairs) if not first[i].strip()]
+        bad_second = [i for i in range(n_pairs) if not second[i].strip() or first[i] == second[i]]
+        if not empty_first and not bad_second:
             return ResponsePairs(prompts, first, second)
         if round_ < max_resamples:
-            again = sample_completions(model, tokenizer, [prompts[i] for i in same], temperature=temperature)
-            for i, c in zip(same, again):
-                second[i] = c
+            redo = [(first, i) for i in empty_first] + [(second, i) for i in bad_second]
+            again = sample_completions(model, tokenizer, [prompts[i] for _, i in redo], temperature=temperature)
+            for (side, i), c in zip(redo, again):
+                side[i] = c
     raise ValueError(
-        f"{len(same)} pairs still have identical responses after {max_resamples} resamples; "
-        "the policy is nearly deterministic on these prompts (raise the temperature)"
+        f"{len(set(empty_first) | set(bad_second))} pairs still have an empty or two identical responses after "
+        f"{max_resamples} resamples; the policy is nearly deterministic or ends at once on these prompts "
+        "(raise the temperature or max_resamples)"
     )
 
 

@@ -126,8 +126,48 @@ def test_sampled_pairs_differ_and_are_reproducible(world, policy):
 def test_a_policy_that_repeats_itself_is_reported_not_looped_on(world, policy):
     model, tok = policy
     # near-zero temperature: both answers to a prompt coincide, and no resample can help
-    with pytest.raises(ValueError, match="identical responses after 0 resamples"):
+    with pytest.raises(ValueError, match="two identical responses after 0 resamples"):
         sample_response_pairs(model, tok, world, 20, temperature=1e-4, max_resamples=0)
+
+
+def test_empty_responses_are_sampled_again(world, policy, monkeypatch):
+    """A response that is only end-of-sequence cannot be a row's side: the first sampling
+    returns some, on either side, and the resample replaces exactly those."""
+    from survey_lib import preference_data
+
+    model, tok = policy
+    calls = []
+
+    def sampler(model, tokenizer, prompts, **kwargs):
+        calls.append(len(prompts))
+        if len(calls) == 1:  # 4 pairs: first answers "", "a", "b", ""; second "c", "", "d", "e"
+            return ["", "was a .", "was b .", "", "was c .", "", "was d .", "was e ."]
+        return [f"was again {i} ." for i in range(len(prompts))]
+
+    monkeypatch.setattr(preference_data, "sample_completions", sampler)
+    pairs = sample_response_pairs(model, tok, world, 4, seed=0)
+    assert calls == [8, 3]
+    assert pairs.first == ["was again 0 .", "was a .", "was b .", "was again 1 ."]
+    assert pairs.second == ["was c .", "was again 2 .", "was d .", "was e ."]
+
+
+@pytest.mark.parametrize("size", [1000, 5000])
+def test_no_seed_breaks_the_chapters_preference_data(world, policy, size):
+    """The data path of chapters 03, 04, 05, 07 and 08 on many seeds, at their sizes: sample
+    pairs from the SFT model, label them (annotators and gold), and validate them in every
+    row format a trainer reads. Seed 3 once produced an empty response at 1,000 pairs."""
+    from survey_lib.preference_data import prepare_rows
+    from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
+
+    model, tok = policy
+    for seed in range(12 if size == 1000 else 3):
+        pairs = sample_response_pairs(model, tok, world, size, seed=seed)
+        rows = pairs.label(SimulatedAnnotators(world, AnnotatorConfig(temperature=0.2, disagreement=0.3, seed=seed)))
+        gap = pairs.gold_gap(world)
+        gold, _ = pairs.select(np.flatnonzero(gap != 0)).gold_rows(world)
+        for data in ("pairs", "unpaired", "negatives", "ranked"):
+            assert len(prepare_rows(rows, data)) >= len(rows)
+            prepare_rows(gold, data)
 
 
 def test_gold_rows_put_the_better_response_first(world):

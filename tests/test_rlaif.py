@@ -80,7 +80,7 @@ def test_critique_and_revise_keeps_only_what_the_judge_prefers(zoo_judge):
 
 def test_the_zoo_judge_agrees_with_gold_imperfectly(zoo_judge, world):
     policy, tok = get_profile("tiny").load("text")
-    pairs = sample_response_pairs(policy, tok, world, 400, seed=5).without_empty()
+    pairs = sample_response_pairs(policy, tok, world, 400, seed=5)
     gap = pairs.gold_gap(world)
     shown, swapped = zoo_judge.compare_orders(pairs.prompts, pairs.first, pairs.second)
     agree = lambda p: ((p > 0.5) == (gap > 0))[gap != 0].mean()  # noqa: E731
