@@ -86,7 +86,7 @@ from survey_lib.overoptimization import best_of_n_at_most, best_of_n_kl, best_of
 from survey_lib.plots import frontier_scatter, overoptimization_panel, ppo_training_curves
 from survey_lib.policy_eval import evaluate_policy, evaluation_callback, evaluation_prompts, reference_baseline
 from survey_lib.ppo import PPOConfig, train_ppo
-from survey_lib.preference_data import candidate_rows, sample_response_pairs
+from survey_lib.preference_data import candidate_rows, sample_candidates, sample_response_pairs
 from survey_lib.preference_config import PreferenceConfig
 from survey_lib.preference_training import train_preference
 from survey_lib.reward_models import RewardConfig, train_reward_model
@@ -276,7 +276,7 @@ for method in ("rloo", "grpo"):
 # %%
 ranking_pool = evaluation_prompts(world, ranking_prompts)
 repeated = [p for p in ranking_pool for _ in range(ranking_k)]
-candidates = sample_completions(sft, tokenizer, repeated, seed=seed + 4)
+candidates = sample_candidates(sft, tokenizer, ranking_pool, ranking_k, seed=seed + 4)
 ranked_rows = candidate_rows(ranking_pool, candidates, proxy(repeated, candidates))
 for loss in ("rrhf", "pro"):
     ranking_config = PreferenceConfig(loss=loss, learning_rate=learning_rate, epochs=ranking_epochs, seed=seed)

@@ -73,6 +73,7 @@ from survey_lib.preference_data import sample_response_pairs
 from survey_lib.preference_config import PreferenceConfig
 from survey_lib.reward_models import RewardConfig, train_reward_model
 from survey_lib.rlaif import Constitution, SelfRewardingConfig, critique_and_revise, self_rewarding
+from survey_lib.stats import difference_interval
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 from survey_lib.world.text import END, NEGATIVE, POSITIVE, TextWorld
 
@@ -143,6 +144,10 @@ judge_report = {
 }
 for name, value in judge_report.items():
     print(f"{name:48s} {value:.3f}" if isinstance(value, float) else f"{name:48s} {value}")
+# how sure: the judge's and the human's agreement differ on the same pairs, so the pairs are resampled together
+judge_vs_human = difference_interval(((debiased > 0.5) == gold_first)[decided], (human_first == gold_first)[decided],
+                                     paired=True, seed=seed)
+print("judge (debiased) minus human agreement: {estimate:+.3f}, 95% interval [{low:+.3f}, {high:+.3f}]".format(**judge_vs_human))
 
 # %% [markdown]
 # The judge agrees with gold less often than a human annotator, and the order of the two
@@ -287,8 +292,12 @@ seed_model = copy.deepcopy(self_model.model).eval()
 seed_baseline = reference_baseline(seed_model, self_model.tokenizer, world, eval_samples, seed=seed + 1)
 
 
+round_gold = {}  # each round's gold reward per evaluation sample, for the interval of the gain
+
+
 def evaluate_self(round_, model_judge) -> dict:
     point = evaluate_policy(model_judge.model, seed_model, model_judge.tokenizer, world, seed_baseline, seed=seed + 3)
+    round_gold[round_] = point["samples"]["gold"]
     own = sample_response_pairs(model_judge.model, model_judge.tokenizer, world, eval_samples, seed=seed + 100 + round_)
     gap = own.gold_gap(world)
     scores = model_judge.score(own.prompts, own.first) - model_judge.score(own.prompts, own.second)
@@ -301,6 +310,9 @@ sr_config = SelfRewardingConfig(rounds=self_rewarding_rounds, prompts_per_round=
                                 preference=PreferenceConfig(loss="dpo", beta=dpo_beta, epochs=2, learning_rate=dpo_learning_rate),
                                 seed=seed)
 self_rounds = self_rewarding(self_model, list(world.prompts), sr_config, evaluate=evaluate_self, progress=True)
+# the same evaluation prompts in every round: pair the samples by prompt
+self_gain = difference_interval(round_gold[self_rounds[-1]["round"]], round_gold[0], paired=True, seed=seed)
+print("gold gain of M_{} over M_0: {estimate:+.3f}, 95% interval [{low:+.3f}, {high:+.3f}]".format(self_rounds[-1]["round"], **self_gain))
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -358,7 +370,8 @@ print("example:", flagged[0], "| critique:", revision[0]["critiques"][0], "| aft
 #
 # - The AI judge is a **cheaper, weaker and biased** labeler. It agrees with gold less often
 #   than a human annotator, both in the order shown and after position-swap debiasing, which
-#   recovers part of the gap. It picks the first response more often than the second, and
+#   recovers part of the gap (the 95% interval of the debiased judge's deficit, resampling the
+#   labelled pairs, lies below zero). It picks the first response more often than the second, and
 #   swapping the order changes its verdict on a sizeable fraction of pairs. When gold prefers
 #   the shorter response it chooses the longer one far more often than humans do.
 # - Its pointwise $P(\texttt{yes})$ ranks pairs better than its pairwise verdict does. GenRM
@@ -371,7 +384,9 @@ print("example:", flagged[0], "| critique:", revision[0]["critiques"][0], "| aft
 #   well above the SFT policy's, typically at the smallest KL of the four. This is RLAIF's
 #   scalability argument (2309.00267), in miniature.
 # - **Self-rewarding** raises the model's gold reward by its last round (not necessarily at
-#   every round), at a small KL from $M_0$. Its self-judge's accuracy does not improve with
+#   every round; the 95% interval of the gain over $M_0$, resampling the evaluation prompts,
+#   excludes zero), at a small KL from $M_0$. How large the gain is varies from seed to seed
+#   more than that interval does: each seed trains other rounds. Its self-judge's accuracy does not improve with
 #   it: it moves by a few points either way, a drift rather than the steady improvement the
 #   paper reports. That claim relied on a 70B model's judging skill carrying over. Here DPO
 #   trains the writing only, and the judging is left to whatever shared weights happen to do.
@@ -384,6 +399,8 @@ chapter.finish(
         "sft_gold": sft_gold,
         "rlaif": rlaif,
         "self_rewarding": [{k: r[k] for k in ("round", "gold", "kl", "self_judge_accuracy")} for r in self_rounds],
+        "self_rewarding_gain": self_gain,
+        "judge_minus_human": judge_vs_human,
         "critique_revision": critique_report,
     },
     {"rubric_weights": {r.name: r.weight for r in rubric.rules}, "self_rewarding_rounds": self_rounds,

@@ -94,14 +94,14 @@ from tqdm.auto import tqdm
 
 from survey_lib.book import Chapter
 from survey_lib.enumerable_preferences import bradley_terry_matrix, fit_dro, fit_policy, sample_pairs
-from survey_lib.generation import sample_completions
 from survey_lib.plots import frontier_scatter
 from survey_lib.policy_eval import evaluate_policy, reference_baseline
-from survey_lib.preference_data import candidate_pairs, candidate_rows, sample_response_pairs
+from survey_lib.preference_data import candidate_pairs, candidate_rows, sample_candidates, sample_response_pairs
 from survey_lib.preference_losses import rejection_sample
 from survey_lib.preference_config import PreferenceConfig
 from survey_lib.preference_training import train_preference
 from survey_lib.reward_models import RewardConfig, train_reward_model
+from survey_lib.stats import mean_interval
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 from survey_lib.world.enumerable import EnumerableTask
 from survey_lib.world.text import TextWorld
@@ -176,7 +176,7 @@ reward_model = train_reward_model(rm_model, RewardConfig(seed=seed), rows, token
 # statistical rejection sampling on those scores, then labelled by the same annotators
 prompts = [r["prompt"] for r in rows]
 repeated = [p for p in prompts for _ in range(rso_candidates)]
-candidates = sample_completions(sft, tokenizer, repeated, seed=seed + 2)
+candidates = sample_candidates(sft, tokenizer, prompts, rso_candidates, seed=seed + 2)
 rso_pool = candidate_rows(prompts, candidates, reward_model(repeated, candidates))
 gen = torch.Generator().manual_seed(seed)
 picks = [rejection_sample(torch.tensor(row["rewards"], dtype=torch.float64), 2, beta=rso_beta, generator=gen) for row in rso_pool]
@@ -197,7 +197,7 @@ text_methods = {
     "DRO": (dro_rows, dict(loss="dro")), "KTO": (rows, dict(loss="kto")), "ORPO": (rows, dict(loss="orpo")),
     "SimPO": (rows, dict(loss="simpo")),
 }
-frontier = {}
+frontier, kl_interval = {}, {}
 for name, (data, settings) in tqdm(text_methods.items(), desc="text world"):
     torch.manual_seed(seed)
     policy = copy.deepcopy(sft)
@@ -205,6 +205,7 @@ for name, (data, settings) in tqdm(text_methods.items(), desc="text world"):
     train_preference(policy, PreferenceConfig(learning_rate=learning_rate, epochs=epochs, seed=seed, **settings), data, tokenizer=tokenizer)
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)
     frontier[name] = {k: point[k] for k in ("kl", "gold", "win_rate")}
+    kl_interval[name] = mean_interval(point["samples"]["kl"], seed=seed)  # over the evaluation samples
     del policy
 
 sft_gold = float(baseline.gold.mean())
@@ -224,12 +225,16 @@ fig.tight_layout()
 chapter.show(fig, "frontier")
 print(f"SFT gold reward {sft_gold:.3f}")
 for name, p in frontier.items():
-    print(f"{name:18s} KL {p['kl']:6.2f}  gold {p['gold']:.3f}  win rate {p['win_rate']:.3f}")
+    print(f"{name:18s} KL {p['kl']:6.2f} [{kl_interval[name]['low']:5.2f}, {kl_interval[name]['high']:5.2f}]  "
+          f"gold {p['gold']:.3f}  win rate {p['win_rate']:.3f}")
 
 # %% [markdown]
 # **Reading the frontier.** A method is better when it reaches more gold reward for the same
-# KL. DPO's β sweep traces a curve: smaller β lets the policy move further (its KL falls as β
-# rises, in the table above). Every method learned from the same `n_pairs` noisy comparisons
+# KL. DPO's β sweep traces a curve: the smallest β lets the policy move further than the
+# largest (the table gives each KL with its 95% interval over the evaluation samples). In
+# between, the order of neighbouring β can swap from seed to seed, plausibly because in a short
+# run Adam's normalised steps cancel β's overall scale of the gradient, leaving β to act
+# through where the loss saturates. Every method learned from the same `n_pairs` noisy comparisons
 # (RSO and DRO through the reward model fitted to them), for `epochs` epochs at the same
 # learning rate, so the points differ in how each loss regularises, not in the labels. Every
 # method beats the SFT policy on win rate, but how far each one moves, and the ranking of the
@@ -249,6 +254,7 @@ chapter.finish(
     {
         "pi_star_kl": pi_star_kl,
         "frontier": frontier,
+        "dpo_kl_interval": {n: kl_interval[n] for n in dpo_names},
         "sft_gold": sft_gold,
     },
     {"dro_value": value, "dro_log_partition": task_beta * task.log_partition(task_beta).item(), "rso_pairs": len(rso_rows)},

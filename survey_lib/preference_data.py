@@ -302,6 +302,28 @@ def sample_response_pairs(
     )
 
 
+def sample_candidates(model, tokenizer, prompts: list[str], k: int, *, temperature: float = 1.0, seed: int = 0,
+                      max_resamples: int = 10) -> list[str]:
+    """k responses to each prompt, prompt after prompt (the flat order `candidate_rows`
+    groups), none empty: a response that is only end-of-sequence cannot be ranked or paired,
+    so it is sampled again, up to `max_resamples` rounds (an error names the count and the
+    parameters to change after that). RRHF's and PRO's ranked rows (chapter 04) and RSO's
+    candidate pool (chapter 07) are drawn this way."""
+    check_range("k", k, 1)
+    check_range("max_resamples", max_resamples, 0)
+    repeated = [p for p in prompts for _ in range(k)]
+    candidates = sample_completions(model, tokenizer, repeated, temperature=temperature, seed=seed)
+    for round_ in range(max_resamples + 1):
+        empty = [i for i, c in enumerate(candidates) if not c.strip()]
+        if not empty:
+            return candidates
+        if round_ < max_resamples:
+            for i, c in zip(empty, sample_completions(model, tokenizer, [repeated[i] for i in empty], temperature=temperature)):
+                candidates[i] = c
+    raise ValueError(f"{len(empty)} candidates are still empty after {max_resamples} resamples; the policy ends at "
+                     "once on these prompts (raise the temperature or max_resamples)")
+
+
 def offset_bias_rows(prompts: list[str], responses: list[str], rng: np.random.Generator) -> list[dict]:
     """OffsetBias pairs (Park et al. 2024, arXiv 2407.06551, section 4) for the text world.
 

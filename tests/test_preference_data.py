@@ -156,7 +156,7 @@ def test_no_seed_breaks_the_chapters_preference_data(world, policy, size):
     """The data path of chapters 03, 04, 05, 07 and 08 on many seeds, at their sizes: sample
     pairs from the SFT model, label them (annotators and gold), and validate them in every
     row format a trainer reads. Seed 3 once produced an empty response at 1,000 pairs."""
-    from survey_lib.preference_data import prepare_rows
+    from survey_lib.preference_data import candidate_rows, prepare_rows, sample_candidates
     from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 
     model, tok = policy
@@ -168,6 +168,11 @@ def test_no_seed_breaks_the_chapters_preference_data(world, policy, size):
         for data in ("pairs", "unpaired", "negatives", "ranked"):
             assert len(prepare_rows(rows, data)) >= len(rows)
             prepare_rows(gold, data)
+    # the candidate pools of chapters 04 (RRHF, PRO) and 07 (RSO): k responses per prompt, ranked
+    for seed in range(6):
+        prompts = list(world.prompts) * 2
+        candidates = sample_candidates(model, tok, prompts, 4, seed=seed)
+        prepare_rows(candidate_rows(prompts, candidates, np.zeros(len(candidates))), "ranked")
 
 
 def test_gold_rows_put_the_better_response_first(world):

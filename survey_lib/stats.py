@@ -1,0 +1,70 @@
+"""How sure a measured effect is: percentile-bootstrap intervals over evaluation samples.
+
+Defined for the chapters' headline comparisons (chapters 03, 05 and 08 state their claims
+with these intervals, and the tests in `tests/test_chapters.py` assert the claims at that
+confidence rather than at a threshold copied from one run).
+
+An interval here covers the noise of the *evaluation*: which prompts and samples a number
+was measured on. It does not cover the noise of training (another seed trains another
+model); where that matters the chapters say so, or repeat the training where it is cheap.
+The percentile bootstrap (Efron & Tibshirani 1993) resamples the samples with
+replacement and reads the interval off the quantiles of the resampled statistic.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_range
+
+RESAMPLES = 2_000
+CONFIDENCE = 0.95
+
+
+def _resampled_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    index = rng.integers(len(values), size=(resamples, len(values)))
+    return values[index].mean(axis=1)
+
+
+def _interval(estimate: float, resampled: np.ndarray, confidence: float) -> dict[str, float]:
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(resampled, [tail, 1 - tail])
+    return {"estimate": float(estimate), "low": float(low), "high": float(high)}
+
+
+def mean_interval(values, *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, float]:
+    """{"estimate", "low", "high"}: the mean of `values` and its percentile-bootstrap
+    interval at `confidence`."""
+    values = _check_values("values", values)
+    check_range("confidence", confidence, 0, 1, low_open=True, high_open=True)
+    check_range("resamples", resamples, 1)
+    rng = np.random.default_rng(seed)
+    return _interval(values.mean(), _resampled_means(values, resamples, rng), confidence)
+
+
+def difference_interval(a, b, *, paired: bool, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+                        seed: int = 0) -> dict[str, float]:
+    """{"estimate", "low", "high"} for mean(a) - mean(b).
+
+    `paired`: a[i] and b[i] were measured on the same item (the same evaluation pair scored
+    by two reward models), so the items are resampled together; otherwise the two samples
+    are resampled independently (two policies' samples on the evaluation prompts).
+    """
+    a, b = _check_values("a", a), _check_values("b", b)
+    check_range("confidence", confidence, 0, 1, low_open=True, high_open=True)
+    check_range("resamples", resamples, 1)
+    rng = np.random.default_rng(seed)
+    if paired:
+        if len(a) != len(b):
+            raise ValueError(f"paired samples must have equal lengths, got {len(a)} and {len(b)}")
+        return _interval(a.mean() - b.mean(), _resampled_means(a - b, resamples, rng), confidence)
+    resampled = _resampled_means(a, resamples, rng) - _resampled_means(b, resamples, rng)
+    return _interval(a.mean() - b.mean(), resampled, confidence)
+
+
+def _check_values(name: str, values) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        raise ValueError(f"{name} is empty: an interval needs at least one sample")
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name} holds {int((~np.isfinite(values)).sum())} non-finite values")
+    return values
