@@ -215,6 +215,13 @@ headline["d_exploitability"] = exploit
 print({k: round(v, 3) for k, v in exploit.items()})
 
 # %% [markdown]
+# DPO ends up *more* exploitable than the reference policy it started from: a Bradley–Terry
+# reward cannot represent a cycle, so DPO pushes mass towards the hands its fitted reward
+# happens to rank highest, and the hand that beats them wins. How exploitable depends on how
+# close $\pi_\text{ref}$'s hands already were to the uniform Nash mix (that is, on `seed`);
+# the self-play averages end near zero exploitability on every seed.
+
+# %% [markdown]
 # ## (e) Learning from negatives alone: NPO and D2O
 #
 # Sometimes only bad examples exist (harmful outputs, text to unlearn). NPO is DPO without the

@@ -45,13 +45,12 @@ def check_03_reward_models(m):
     assert cat["easy"] > 0.95 and 0.4 < cat["hard"] < 0.7 and cat["ood"] < cat["held_out"] - 0.03
     # calibrated on clean labels; noisy labels cost calibration
     assert m["ece"] < 0.15 and m["ece_noisy"] > m["ece"]
-    # the annotators' length bias flips length-adversarial pairs; both mitigations help,
-    # length-balanced curation most
-    la = m["length_adversarial_accuracy"]
-    biased = la["length-biased annotators"]
-    assert la["unbiased annotators"] > 0.75 and biased < 0.5
-    assert la["biased + OffsetBias"] > biased
-    assert la["biased, length-balanced"] > biased + 0.2
+    # the annotators' length bias costs accuracy on length-adversarial pairs, and length-balanced
+    # curation wins much of it back (paired intervals over those pairs); OffsetBias's effect is
+    # not reliable at this scale, and the chapter makes no claim for it
+    assert m["length_adversarial_accuracy"]["unbiased annotators"] > 0.75
+    la = m["length_adversarial_against_biased"]
+    assert la["unbiased annotators"]["low"] > 0 and la["biased, length-balanced"]["low"] > 0
 
 
 def check_04_policy_optimization(m):
@@ -79,8 +78,8 @@ def check_05_rlaif(m):
     assert j["position consistency"] < 0.9 and j["first chosen (shown order)"] > 0.55
     assert j["longer chosen when shorter is better, judge"] > j["longer chosen when shorter is better, human"] + 0.1
     assert j["unparsed"] == 0
-    v = m["verifiers"]  # GenRM fine-tuning on human pairs improves the judge's own P(yes)
-    assert v["GenRM fine-tuned on human pairs"] > v["judge pointwise (P(yes))"] > 0.75 and v["rubric fitted on human pairs"] > 0.7
+    v = m["verifiers"]  # GenRM fine-tuning on human pairs does not make the judge's own P(yes) worse
+    assert m["genrm_gain"]["high"] > 0 and v["judge pointwise (P(yes))"] > 0.75 and v["rubric fitted on human pairs"] > 0.7
     r = m["rlaif"]
     human, ai_equal, ai_more = (r[k] for k in r if not k.startswith("direct"))
     assert all(p["gold"] > m["sft_gold"] + 0.2 for p in r.values()), r
@@ -123,9 +122,12 @@ def check_08_dpo_analysis(m):
     mass = m["c_unlabelled_mass"]
     assert mass["offline, other policy's data"] > 5 * mass["online (on-policy rounds)"]
     # (d) rock-paper-scissors: Bradley-Terry DPO is exploitable, self-play's average is near Nash
+    # (exact on the enumerable task: DPO moves away from the Nash mix, beyond pi_ref, and far
+    # beyond every self-play average)
     ex = m["d_exploitability"]
-    assert ex["DPO (Bradley–Terry)"] > 0.3
-    assert all(ex[f"{k} (average iterate)"] < 0.1 for k in ("SPPO", "DNO", "SPO"))
+    self_play = [ex[f"{k} (average iterate)"] for k in ("SPPO", "DNO", "SPO")]
+    assert ex["DPO (Bradley–Terry)"] > ex["π_ref"] and ex["DPO (Bradley–Terry)"] > 2 * max(self_play)
+    assert max(self_play) < 0.1
     # (e) negatives alone cut the violation rate
     v = m["e_violation_rate"]
     assert v["NPO"] < v["SFT"] - 0.1 and v["D2O"] < v["SFT"] - 0.1
