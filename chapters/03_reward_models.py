@@ -170,7 +170,7 @@ print("clean minus noisy accuracy, averaged over N: {estimate:+.3f}, 95% interva
 
 # %% [markdown]
 # With a few thousand comparisons the RM agrees with the gold reward about as often as a
-# single annotator does, and with careless labels (flip rate 0.2) **far more often than the
+# single annotator does (within a few points, either way, from seed to seed), and with careless labels (flip rate 0.2) **far more often than the
 # annotators it learned from**: each label is noisy, but the flips average out over thousands
 # of them. This is the proxy argument in numbers: a few thousand human labels buy a scorer for
 # unlimited new samples.

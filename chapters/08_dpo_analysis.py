@@ -265,7 +265,7 @@ headline["f_kl_to_optimum"] = {k: v["kl_to_optimum"] for k, v in objective.items
 # %% [markdown]
 # Offline DPO on a finite sample over-fits the labels it has (each pair seen once is, to
 # DPO, a deterministic preference: experiment a); the online learner spends its labels where
-# its policy is, and lands close to $\pi^*$.
+# its policy is, and ends several times closer to $\pi^*$ than either offline run.
 
 # %%
 chapter.finish(headline, {"optimum_J": optimum, "n_negatives": len(negatives)})
