@@ -327,7 +327,7 @@ for name, p in frontier.items():
 # are single runs at one seed; the bands in `tests/test_chapters.py` state what holds across
 # seeds.
 #
-# ## 7. Over-optimisation: the proxy keeps rising, the gold reward does not
+# ## 7. Over-optimisation: the proxy stays high, the gold reward does not
 #
 # Now we push hard against a **weaker proxy**, a reward model fitted to only `sweep_pairs`
 # comparisons (Gao et al. found that reward models trained on less data are over-optimised
@@ -370,7 +370,8 @@ print(f"best-of-{max(ns)}, the largest n measured, is only KL {best_of_n_kl(max(
       f"(d = {best_of_n_kl(max(ns)) ** 0.5:.2f}) from the SFT policy")
 
 # %% [markdown]
-# The proxy reward keeps climbing; the gold reward climbs with it, peaks, and then falls as
+# The proxy reward stays high (at the very end it may sag a little, far less than the gold
+# reward falls); the gold reward climbs with it, peaks, and then falls as
 # the policy drifts into text the weak reward model over-rates (in the text world, repetitive
 # and disfluent text, which the gold reward's repetition penalty and fluency gate punish).
 # How hard it falls varies from seed to seed (the peak and the last evaluation are printed
@@ -393,6 +394,7 @@ chapter.finish(
         "ablation": ablation,
         "overoptimization": {
             "peak": {k: peak[k] for k in ("kl", "gold", "proxy")},
+            "start": rl_points[0],
             "final": {k: sweep[-1][k] for k in ("kl", "gold", "proxy")},
             "rl_fit": rl_fit,
             "bon_fit": bon_fit,

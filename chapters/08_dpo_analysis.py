@@ -175,8 +175,9 @@ headline["c_unlabelled_mass"] = {k: v["policy"] for k, v in unlabelled_mass.item
 
 # %% [markdown]
 # With another policy's data, offline DPO ends with a sizeable share of its probability on
-# sequences no annotator ever judged, whatever their quality; the online policy keeps many
-# times less there (both are printed above), because it labels its own samples. (DPO did
+# sequences no annotator ever judged, whatever their quality; the online policy keeps less
+# there (both are printed above; usually many times less, how much less varies with `seed`),
+# because it labels its own samples. (DPO did
 # move mass *off* those sequences, which $\pi_\text{ref}$ favoured; it simply has no signal
 # about them.)
 #
