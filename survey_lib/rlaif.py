@@ -51,21 +51,27 @@ class SelfRewardingConfig:
 
 def self_judged_pairs(judge: LLMJudge, prompts: list[str], candidates: list[list[str]]) -> tuple[list[dict], dict]:
     """The paper's preference pairs: per prompt, the candidate the judge scores highest is
-    chosen and the lowest rejected; prompts whose candidates all score the same, or that
-    have an unparsable judgement, give no pair (and are counted)."""
+    chosen and the lowest rejected. An empty candidate (the policy ended at once) cannot be
+    a row's side and is left out of the choice; prompts with an unparsable judgement, fewer
+    than two non-empty candidates, or candidates that all score the same give no pair. All
+    of these are counted."""
     flat_prompts = [p for p, cs in zip(prompts, candidates) for _ in cs]
     scores = judge.score(flat_prompts, [c for cs in candidates for c in cs])
-    rows, unparsed, ties, start = [], 0, 0, 0
+    rows, unparsed, ties, empty, start = [], 0, 0, 0, 0
     for p, cs in zip(prompts, candidates):
         s = scores[start : start + len(cs)]
         start += len(cs)
+        usable = [j for j, c in enumerate(cs) if c.strip()]
+        empty += len(cs) - len(usable)
+        s, cs = s[usable], [cs[j] for j in usable]
         if np.isnan(s).any():
             unparsed += 1
-        elif s.max() == s.min() or cs[int(s.argmax())] == cs[int(s.argmin())]:
+        elif len(cs) < 2 or s.max() == s.min() or cs[int(s.argmax())] == cs[int(s.argmin())]:
             ties += 1
         else:
             rows.append(preference_row(p, cs[int(s.argmax())], cs[int(s.argmin())]))
-    return rows, {"pairs": len(rows), "unparsed": unparsed, "ties": ties, "mean_self_score": float(np.nanmean(scores))}
+    return rows, {"pairs": len(rows), "unparsed": unparsed, "ties": ties, "empty_candidates": empty,
+                  "mean_self_score": float(np.nanmean(scores))}
 
 
 def self_rewarding(judge: LLMJudge, prompts: list[str], config: SelfRewardingConfig | None = None, *,

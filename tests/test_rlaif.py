@@ -42,6 +42,15 @@ def test_self_judged_pairs_take_best_and_worst_and_count_the_rest():
     assert stats["pairs"] == 1 and stats["ties"] == 1 and stats["unparsed"] == 1
 
 
+def test_an_empty_candidate_is_never_a_side_of_a_self_judged_pair():
+    """An empty response scores lowest under the length judge, yet a row's side cannot be
+    empty (seed 12 of chapter 05 once crashed on it): the worst non-empty one is rejected, and
+    a prompt left with one candidate gives no pair. Empty candidates are counted."""
+    rows, stats = self_judged_pairs(LengthJudge(), ["p1", "p2"], [["a b c", "", "a"], ["", "x y"]])
+    assert rows == [{"prompt": "p1", "chosen": " a b c", "rejected": " a"}]
+    assert stats["pairs"] == 1 and stats["empty_candidates"] == 2 and stats["ties"] == 1
+
+
 def test_self_rewarding_runs_rounds_and_trains_the_judges_own_model(zoo_judge):
     judge = LLMJudge(copy.deepcopy(zoo_judge.model), zoo_judge.tokenizer, zoo_judge.templates)
     before = [p.detach().clone() for p in judge.model.parameters()]
