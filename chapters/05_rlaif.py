@@ -272,6 +272,9 @@ print(f"SFT gold {sft_gold:.3f}; AI labels: {ai_labels.unparsed} unparsed, {ai_l
 # how sure: the policies are evaluated on the same prompts, so their samples pair by prompt
 human_name, _, more_name = (k for k in rewards if not k.startswith("direct"))
 more_ai_minus_human = difference_interval(policy_gold[more_name], policy_gold[human_name], paired=True, seed=seed)
+gain_over_sft = {name: difference_interval(g, baseline.gold, paired=True, seed=seed) for name, g in policy_gold.items()}
+for name, ci in gain_over_sft.items():
+    print(f"{name:32s} gold gain over SFT {ci['estimate']:+.3f}, 95% interval [{ci['low']:+.3f}, {ci['high']:+.3f}]")
 print(f"gold of {more_name!r} minus {human_name!r}: "
       "{estimate:+.3f}, 95% interval [{low:+.3f}, {high:+.3f}]".format(**more_ai_minus_human))
 
@@ -397,7 +400,9 @@ print("example:", flagged[0], "| critique:", revision[0]["critiques"][0], "| aft
 #   lowers it beyond the evaluation's noise. Five hand-written
 #   rules with fitted weights do about as well as the judge's pairwise verdict.
 # - At an **equal budget** of `n_labels` labels, a reward model fitted to AI labels ranks
-#   held-out pairs less accurately than one fitted to human labels. At **ten times the budget**
+#   held-out pairs less accurately than one fitted to human labels, sometimes so much less that
+#   its policy gains nothing over SFT; every other policy gains gold over SFT beyond the
+#   evaluation's noise. At **ten times the budget**
 #   it gains accuracy, and the policy trained on it reaches the RLHF policy's gold reward: higher
 #   on most seeds, and not below it beyond the evaluation's noise (the printed interval of the
 #   difference). The judge's $P(\texttt{yes})$ used directly as the reward also lifts the gold reward
@@ -423,6 +428,7 @@ chapter.finish(
         "judge_minus_human": judge_vs_human,
         "genrm_gain": genrm_gain,
         "more_ai_labels_minus_human_gold": more_ai_minus_human,
+        "gold_gain_over_sft": gain_over_sft,
         "critique_revision": critique_report,
     },
     {"rubric_weights": {r.name: r.weight for r in rubric.rules}, "self_rewarding_rounds": self_rounds,
