@@ -141,10 +141,13 @@ class TrainingLoop:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], max_grad_norm)
         self.optimizer.step()
 
-    def record(self, step: int, record: dict) -> dict:
-        """Append the step's record; checkpoint (with `extra`) when one is due."""
+    def record(self, step: int, record: dict, state=None) -> dict:
+        """Append the step's record; when a checkpoint is due, write it with `extra`, first
+        updated by `state()` (the loop's state as tensors and plain types: only gathered then)."""
         self.history.append(record)
         config = self.config
         if config.output_dir and ((step + 1) % config.save_steps == 0 or step + 1 == self.total):
+            if state is not None:
+                self.extra.update(state())
             save_checkpoint(config.output_dir, self.model, self.optimizer, step + 1, self.history, self.fingerprint, self.extra)
         return record

@@ -232,8 +232,6 @@ class OnlineRun:
 
     def record(self, step: int, rollouts: Rollouts, scores: torch.Tensor, kl: torch.Tensor, **values) -> dict:
         """Append the step's statistics; write a checkpoint when it is due."""
-        if self.config.output_dir:  # where sampling resumes, as plain tensors
-            self.state.update(generator=self.generator.get_state(), torch_rng=torch.get_rng_state())
         return self.loop.record(step, {
             "step": step,
             "score": scores.mean().item(),
@@ -241,7 +239,7 @@ class OnlineRun:
             "response_length": rollouts.response_mask.sum(-1).float().mean().item(),
             "ended": rollouts.ended.float().mean().item(),
             **{k: float(v) for k, v in values.items()},
-        })
+        }, state=lambda: {"generator": self.generator.get_state(), "torch_rng": torch.get_rng_state()})
 
 
 @dataclass

@@ -284,10 +284,8 @@ def train_preference(model, config: PreferenceConfig | None, rows, *, tokenizer=
         batch.beta_dpo, batch.generator = beta_dpo, generator
         loss = spec.compute(batch, config).mean()
         loop.update(loss, step, rows=index)
-        if config.output_dir:  # the loop's state as plain tensors and numbers, for the checkpoint
-            extra.update(beta_dpo=asdict(beta_dpo), generator=generator.get_state())
-            if values is not None:
-                extra["values"] = values.values.detach().cpu().clone()
-        loop.record(step, _record(step, loss, batch, config, spec))
+        loop.record(step, _record(step, loss, batch, config, spec), state=lambda: {
+            "beta_dpo": asdict(beta_dpo), "generator": generator.get_state(),
+            **({} if values is None else {"values": values.values.detach().cpu().clone()})})
     model.eval()
     return TrainingResult(model, tokenizer, loop.history, None if values is None else values.by_prompt())
