@@ -54,14 +54,14 @@ epochs = 2
 min_steps = 100  # small N: repeat the data up to this many steps
 learning_rate = 1e-3
 batch_size = 32
+training_seeds = 3  # reward models trained per (N, noise) point, from different seeds; a point is their mean
 # the evaluation suite
 eval_pairs = 3000  # held-out pairs sampled before splitting into categories
 eval_per_category = 1000
 ood_temperature = 2.0  # the out-of-distribution policy: the same model sampled hotter
-# mitigations and ensemble
+# mitigations
 offset_fraction = 0.5  # OffsetBias pairs added, as a fraction of N
 balanced_max_gap = 2  # length-balanced curation keeps pairs whose lengths differ by at most this many words
-ensemble_size = 3
 
 # %%
 import matplotlib.pyplot as plt
@@ -135,7 +135,10 @@ def fit(rows, member=0):
 # Only differences of rewards are identified: $r_\phi + c(x)$ fits equally well. The loss is
 # `bradley_terry_loss` in `survey_lib/reward_models.py`, the same as TRL's `RewardTrainer`
 # (a test checks both). We train one RM per $(N, \text{noise})$ on nested subsets of the same
-# comparisons and score it on held-out pairs labelled by the **gold** reward.
+# comparisons and score it on held-out pairs labelled by the **gold** reward. One training run
+# is a noisy measurement (the head's initial weights and the data order change its accuracy
+# by a few points, now and then by ten), so each point of the curve is the mean of
+# `training_seeds` runs from different seeds.
 
 # %%
 labelled = {flip: train_pairs.label(annotators(flip)) for flip in noise_levels}
@@ -143,11 +146,16 @@ annotator_agreement = {  # how often one annotator's label picks the gold winner
     flip: gold_agreement(world, held_out.prompts, held_out.first, held_out.second, annotators(flip).label(held_out.prompts, held_out.first, held_out.second))
     for flip in noise_levels
 }
-models, correct, accuracy = {}, {flip: {} for flip in noise_levels}, {flip: {} for flip in noise_levels}
-for flip, n in tqdm([(flip, n) for flip in noise_levels for n in sizes], desc="reward models"):
-    models[flip, n] = fit(labelled[flip][:n])
-    correct[flip][n] = pair_confidence(models[flip, n], suite.rows["held_out"])[1]  # 1, 0 (or 0.5 on a tie) per pair
+runs, run_accuracy = {}, {}
+correct, accuracy = {flip: {} for flip in noise_levels}, {flip: {} for flip in noise_levels}
+for flip, n, k in tqdm([(f, n, k) for f in noise_levels for n in sizes for k in range(training_seeds)], desc="reward models"):
+    runs.setdefault((flip, n), []).append(fit(labelled[flip][:n], member=k))
+for (flip, n), rms in runs.items():
+    per_run = [pair_confidence(rm, suite.rows["held_out"])[1] for rm in rms]  # per pair: 1, 0 (or 0.5 on a tie)
+    run_accuracy[flip, n] = [float(c.mean()) for c in per_run]
+    correct[flip][n] = np.mean(per_run, axis=0)
     accuracy[flip][n] = float(correct[flip][n].mean())
+models = {key: rms[0] for key, rms in runs.items()}  # sections 3-5 examine the first run of each point
 # how sure: every RM is scored on the same held-out pairs, so differences resample the pairs together
 clean, noisy = noise_levels[0], noise_levels[-1]
 growth = {flip: difference_interval(correct[flip][max(sizes)], correct[flip][min(sizes)], paired=True, seed=seed)
@@ -157,13 +165,15 @@ noise_cost = difference_interval(per_pair[clean], per_pair[noisy], paired=True, 
 
 fig, ax = plt.subplots(figsize=(6, 3.8))
 for i, flip in enumerate(noise_levels):
-    ax.plot(sizes, [accuracy[flip][n] for n in sizes], "o-", color=f"C{i}", label=f"RM, flip rate {flip}")
+    ax.plot(sizes, [accuracy[flip][n] for n in sizes], "o-", color=f"C{i}", label=f"RM, flip rate {flip} (mean of {training_seeds} runs)")
+    ax.plot(np.repeat(sizes, training_seeds), [a for n in sizes for a in run_accuracy[flip, n]], ".", color=f"C{i}", alpha=0.4)
     ax.axhline(annotator_agreement[flip], color=f"C{i}", ls=":", label=f"one annotator's agreement, flip {flip}")
 ax.set(xscale="log", xlabel="comparisons N", ylabel="held-out accuracy vs gold", title="Reward-model accuracy grows with data")
 ax.legend(fontsize=8)
 chapter.show(fig, "accuracy_vs_n")
 for flip in noise_levels:
     print(f"flip {flip}: " + ", ".join(f"N={n}: {accuracy[flip][n]:.3f}" for n in sizes) + f"  (an annotator agrees with gold {annotator_agreement[flip]:.3f})")
+    print("  single runs range over " + ", ".join(f"N={n}: {min(run_accuracy[flip, n]):.3f}-{max(run_accuracy[flip, n]):.3f}" for n in sizes))
 for flip, ci in growth.items():
     print(f"flip {flip}: accuracy gain from N={min(sizes)} to N={max(sizes)}: {ci['estimate']:+.3f}, 95% interval [{ci['low']:+.3f}, {ci['high']:+.3f}]")
 print("clean minus noisy accuracy, averaged over N: {estimate:+.3f}, 95% interval [{low:+.3f}, {high:+.3f}]".format(**noise_cost))
@@ -175,10 +185,13 @@ print("clean minus noisy accuracy, averaged over N: {estimate:+.3f}, 95% interva
 # of them. This is the proxy argument in numbers: a few thousand human labels buy a scorer for
 # unlimited new samples.
 #
-# How sure are we? Every RM is scored on the same held-out pairs, so the printed 95% intervals
-# resample those pairs together. From the smallest to the largest N the gain is well outside
-# the evaluation's noise, for both label sets. Between neighbouring sizes it need not be: each
-# point is a separate training run, and one run can land a little below the previous size.
+# How sure are we? Two kinds of noise move these points. *Training* noise: the faint dots are
+# the single runs behind each mean, and they scatter by several points (the printed ranges);
+# one unlucky run at N = 3000 can score below a lucky one at N = 1000, which is why a point is
+# a mean of runs. *Evaluation* noise: every RM is scored on the same held-out pairs, so the
+# printed 95% intervals resample those pairs together (they cover the evaluation, not the
+# training runs). From the smallest to the largest N the gain is well outside both, for both
+# label sets. Between neighbouring sizes it need not be.
 # Label noise lowers the curve **on average over the sizes** (the interval of the clean-minus-noisy
 # gap excludes zero), but at the largest N the two curves can meet: symmetric flips blur a
 # Bradley–Terry fit without biasing which response it ranks higher, so with enough comparisons
@@ -307,7 +320,8 @@ chapter.show(fig, "length_bias")
 #
 # **Ensembles** (Coste et al., [arXiv 2310.02743](https://arxiv.org/abs/2310.02743)): $K$ RMs
 # trained from different seeds; their mean is the reward and their spread a cheap uncertainty
-# estimate, which chapters 04 and 06 use against over-optimisation.
+# estimate, which chapters 04 and 06 use against over-optimisation. We already have such RMs:
+# the `training_seeds` runs behind each point of section 2's curve.
 
 # %%
 margin_rows = train_pairs.select(range(largest)).label(annotators(noise_levels[0]), margin=True)
@@ -317,15 +331,15 @@ for name in ("held_out", "easy", "hard"):
     print(f"{name:9s} plain {plain_report[name]['accuracy']:.3f}   with Llama 2 margin {margin_report[name]['accuracy']:.3f}")
 
 mid = sorted(sizes)[len(sizes) // 2]
-members = [models[noise_levels[0], mid]] + [fit(labelled[noise_levels[0]][:mid], member=k) for k in range(1, ensemble_size)]
+members = runs[noise_levels[0], mid]
 ensemble = RewardEnsemble(members)
 ensemble_report = evaluate_reward(ensemble, suite)
 spread = {}
 for name in ("held_out", "ood"):
     rows = suite.rows[name]
     spread[name] = float(ensemble.mean_and_std([r["prompt"] for r in rows], [r["chosen"] for r in rows])[1].mean())
-member_accuracy = [evaluate_reward(m, suite)["held_out"]["accuracy"] for m in members]
-print(f"ensemble of {ensemble_size} RMs on N={mid}: held-out accuracy {ensemble_report['held_out']['accuracy']:.3f} (members {np.round(member_accuracy, 3).tolist()})")
+member_accuracy = run_accuracy[noise_levels[0], mid]
+print(f"ensemble of {len(members)} RMs on N={mid}: held-out accuracy {ensemble_report['held_out']['accuracy']:.3f} (members {np.round(member_accuracy, 3).tolist()})")
 print(f"mean spread of the members' rewards: held-out {spread['held_out']:.3f}, OOD {spread['ood']:.3f}")
 
 # %% [markdown]
@@ -379,5 +393,6 @@ chapter.finish(
         "ensemble_member_accuracy": member_accuracy,
         "ensemble_spread": spread,
         "suite_sizes": suite.sizes(),
+        "run_accuracy": {f"flip {flip}, N={n}": acc for (flip, n), acc in run_accuracy.items()},
     },
 )

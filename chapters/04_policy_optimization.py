@@ -65,9 +65,9 @@ ranking_epochs = 2
 # best-of-n and over-optimisation
 bon_prompts = 256
 bon_ns = "1,2,4,8,16,32,64"
-sweep_pairs = 200  # a weaker proxy for the over-optimisation sweep, fitted to fewer comparisons
-sweep_steps = 80  # RLOO without a KL penalty, evaluated every sweep_every steps
-sweep_every = 10
+sweep_pairs = 200  # a weaker proxy for the over-optimisation sweep, fitted to fewer comparisons (2 epochs)
+sweep_steps = 160  # RLOO without a KL penalty, evaluated every sweep_every steps
+sweep_every = 16
 sweep_learning_rate = 1e-3
 
 # %%
@@ -330,10 +330,12 @@ for name, p in frontier.items():
 # ## 7. Over-optimisation: the proxy stays high, the gold reward does not
 #
 # Now we push hard against a **weaker proxy**, a reward model fitted to only `sweep_pairs`
-# comparisons (Gao et al. found that reward models trained on less data are over-optimised
-# sooner): RLOO with **no KL penalty** and a larger step size, evaluated every `sweep_every`
-# iterations, and best-of-n on the same pool of samples as above, now ranked by the weak
-# proxy. Gao et al. measure optimisation by $d = \sqrt{\mathrm{KL}}$ and found the gold-reward
+# comparisons for two epochs, a few optimiser steps (Gao et al. found that reward models trained
+# on less data are over-optimised sooner): RLOO with **no KL penalty** and a larger step size
+# for `sweep_steps` iterations, evaluated every `sweep_every`; and best-of-n on the same pool
+# of samples as above, now ranked by the weak proxy. (Over 80 iterations some seeds were still
+# climbing at the end: the gold peak comes anywhere from the first evaluation to past the
+# middle of the run, so the run is long enough to pass it.) Gao et al. measure optimisation by $d = \sqrt{\mathrm{KL}}$ and found the gold-reward
 # gain follows
 #
 # $$R_\text{BoN}(d) = d(\alpha - \beta d), \qquad R_\text{RL}(d) = d(\alpha - \beta\log d).$$

@@ -82,16 +82,15 @@ def check_05_rlaif(m):
     assert j["unparsed"] == 0
     v = m["verifiers"]  # GenRM fine-tuning on human pairs does not make the judge's own P(yes) worse
     assert m["genrm_gain"]["high"] > 0 and v["judge pointwise (P(yes))"] > 0.75 and v["rubric fitted on human pairs"] > 0.7
-    r = m["rlaif"]
-    human, ai_equal, ai_more = (r[k] for k in r if not k.startswith("direct"))
-    # every policy but the equal-budget AI one gains gold over SFT (paired over the prompts);
-    # that RM is sometimes too weak for its policy to gain at all, and the chapter says so
+    # every policy gains gold over SFT (paired over the prompts)
     gains = m["gold_gain_over_sft"]
-    equal_budget_ai = [k for k in r if not k.startswith("direct")][1]
-    assert all(gains[k]["low"] > 0 for k in r if k != equal_budget_ai), gains
-    # equal budget: AI labels make a less accurate RM; ten times the budget closes the gap in
-    # gold reward of the trained policy (its gold is not below RLHF's, paired over the prompts)
-    assert ai_equal["reward_accuracy"] < human["reward_accuracy"] and ai_more["reward_accuracy"] > ai_equal["reward_accuracy"]
+    assert all(g["low"] > 0 for g in gains.values()), gains
+    # equal budget: AI labels make a less accurate RM than human labels, and ten times the AI
+    # labels a more accurate one than the equal budget (paired over the held-out pairs) ...
+    human_gap, more_gap = m["reward_accuracy_gaps"].values()
+    assert human_gap["low"] > 0 and more_gap["low"] > 0
+    # ... which closes the gap in gold reward of the trained policy (its gold is not below
+    # RLHF's, paired over the prompts)
     assert m["more_ai_labels_minus_human_gold"]["high"] > 0  # not below RLHF beyond the evaluation's noise
     sr = m["self_rewarding"]  # self-rewarding gains gold at a small KL; its judge does not collapse
     assert m["self_rewarding_gain"]["low"] > 0 and sr[-1]["kl"] < 3
