@@ -151,6 +151,7 @@ judge_vs_human = difference_interval(((debiased > 0.5) == gold_first)[decided], 
                                      paired=True, seed=seed)
 print("judge (debiased) minus human agreement: {estimate:+.3f}, 95% interval [{low:+.3f}, {high:+.3f}]".format(**judge_vs_human))
 
+
 # %% [markdown]
 # The judge agrees with gold less often than a human annotator, and the order of the two
 # responses changes its verdict on a sizeable fraction of pairs. Averaging the two orders
@@ -171,6 +172,7 @@ print("judge (debiased) minus human agreement: {estimate:+.3f}, 95% interval [{l
 # fitted to comparisons (`Rubric.fit`). Every rule's contribution stays visible.
 
 # %%
+# a reward (a reward model, or a judge's score) against gold, pair by pair
 def gold_correct(reward, pairs) -> np.ndarray:
     """Per pair (gold ties excluded), whether a reward (a judge's score) ranks it as gold does."""
     gap = pairs.gold_gap(world)
