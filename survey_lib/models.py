@@ -26,7 +26,9 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from . import smollm2
 from ._checks import check_choice, check_range, check_type
+from .data_files import HubUnavailableError
 from .zoo import ZOO, zoo_path
 
 QUANTIZATIONS = ("none", "nf4")
@@ -36,10 +38,6 @@ HEADS = {
     "value": (AutoModelForTokenClassification, "TOKEN_CLS"),
 }
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-class HubUnavailableError(OSError):
-    """A Hub model could not be loaded: no network and not in the local cache."""
 
 
 @dataclass(frozen=True)
@@ -84,19 +82,22 @@ class ModelSettings:
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> str:
-    """A zoo name becomes its artifact directory; a local directory stays; "org/model" is a
-    Hub id. Anything else is rejected with the zoo's names."""
+    """A zoo name becomes its artifact directory, "smollm2-135m-instruct" its converted
+    checkpoint (`survey_lib.smollm2`); a local directory stays; "org/model" is a Hub id.
+    Anything else is rejected with the names we know."""
     check_type("name_or_path", name_or_path, (str, os.PathLike))
     name = os.fspath(name_or_path)
     if name in ZOO:
         return str(zoo_path(name))
+    if name == smollm2.NAME:
+        return str(smollm2.converted_path())
     if Path(name).is_dir():
         return name
     if name.count("/") == 1 and not name.startswith((".", "/")):
         return name
     raise ValueError(
         f"unknown model {name!r}: not a zoo name, a local directory or a Hub id ('org/model'); "
-        f"valid zoo names: {', '.join(map(repr, ZOO))}"
+        f"valid names: {', '.join(map(repr, [*ZOO, smollm2.NAME]))}"
     )
 
 

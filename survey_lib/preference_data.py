@@ -20,20 +20,18 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from trl.data_utils import maybe_apply_chat_template, maybe_extract_prompt
 
 from ._checks import check_choice, check_range, check_type
+from .data_files import load_rows
 from .generation import sample_completions
-from .models import HubUnavailableError
 from .preference_config import DATA_FORMATS
 from .world.annotators import LLAMA2_MARGIN, PreferenceLabels, SimulatedAnnotators
 from .world.text import COPULAS, END, NEGATIVE, TextWorld
 
 ROLES = ("system", "user", "assistant", "tool")
-DATA_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
 class PreferenceDataError(ValueError):
@@ -196,31 +194,8 @@ def load_preference_dataset(name_or_path: str | os.PathLike, split: str = "train
         split: the split to read (files have a single "train" split).
         limit: keep the first `limit` rows.
     """
-    import datasets
-
-    path = Path(os.fspath(name_or_path))
-    if path.is_file():
-        check_type("split", split, str)
-        builder = DATA_FILE_BUILDERS.get(path.suffix)
-        if builder is None:
-            raise ValueError(f"unsupported file type {path.suffix!r} for {path}; use one of {sorted(DATA_FILE_BUILDERS)}")
-        dataset = datasets.load_dataset(builder, data_files=str(path), split="train")
-    elif path.is_dir():
-        dataset = datasets.load_from_disk(str(path))
-        if isinstance(dataset, datasets.DatasetDict):
-            dataset = dataset[split]
-    else:
-        try:
-            dataset = datasets.load_dataset(os.fspath(name_or_path), split=split)
-        except (OSError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:
-            raise HubUnavailableError(
-                f"could not load dataset {os.fspath(name_or_path)!r} from the Hub or its cache ({err.__class__.__name__}); "
-                "offline, pass a local file or use the tiny profile's text-world pairs"
-            ) from err
-    if limit is not None:
-        check_range("limit", limit, 1)
-        dataset = dataset.select(range(min(limit, len(dataset))))
-    return validate_preference_rows(list(dataset))
+    rows = load_rows(name_or_path, split, limit, offline_hint="pass a local file or use the tiny profile's text-world pairs")
+    return validate_preference_rows(rows)
 
 
 @dataclass

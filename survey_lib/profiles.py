@@ -1,24 +1,32 @@
-"""Profiles: one chapter, three scales; its code is the same on each, only its `profile`
+"""Profiles: one chapter, four scales; its code is the same on each, only its `profile`
 parameter changes.
 
 Defined for the foundation; every chapter's parameters cell names a profile and reads its
-models from it:
+models and its world from it:
 
-| profile | where            | models (policy; judge)                      | precision                |
-|---------|------------------|---------------------------------------------|--------------------------|
-| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)                  | fp32, full fine-tuning   |
-| colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct; Qwen2.5-1.5B-Instruct | QLoRA, fp16 compute      |
-| gpu     | an A100 / H100   | Qwen2.5-7B-Instruct (both)                  | QLoRA, bf16 compute      |
+| profile | where            | models (policy; judge)                       | precision              | world (prompts; gold)                                   |
+|---------|------------------|----------------------------------------------|------------------------|---------------------------------------------------------|
+| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)                   | fp32, full fine-tuning | the review grammar; its programmatic gold (`TextWorld`)  |
+| small   | any CPU, offline | SmolLM2-135M-Instruct (`survey_lib.smollm2`) | fp32, LoRA             | 320 review requests; VADER sentiment with guards         |
+| colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct; Qwen2.5-1.5B-Instruct | QLoRA, fp16 compute    | UltraFeedback prompts; Skywork-Reward-V2-Qwen3-0.6B     |
+| gpu     | an A100 / H100   | Qwen2.5-7B-Instruct (both)                   | QLoRA, bf16 compute    | UltraFeedback prompts; Skywork-Reward-V2-Llama-3.1-8B   |
 
-(A T4 has no bf16, hence fp16 compute on `colab`.)
+(A T4 has no bf16, hence fp16 compute on `colab`.) The gold of the Hub profiles is a reward
+model the policy never sees, as in Gao et al.'s synthetic-gold setup (arXiv 2210.10760).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import smollm2
 from ._checks import check_choice
 from .judges import LLMJudge
 from .models import LoraSettings, ModelSettings, load_model
+from .world.chat import ChatWorld
+from .world.reviews import REVIEW_PROMPTS, ReviewGold
+from .world.text import TextWorld
+
+ULTRAFEEDBACK_PROMPTS = "trl-lib/ultrafeedback-prompt"
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,18 @@ class Profile:
     description: str
     judge_model: str = "tiny-judge-lm"
     """The AI labeler of chapter 05: the zoo judge, or a Hub instruct model."""
+    prompts: str | None = None
+    """The world's prompt set (see `world.chat.load_prompts`); None: the tiny grammar world."""
+    gold: str | None = None
+    """The world's gold reward model (a Hub id or directory); None with `prompts`: `ReviewGold`."""
+
+    def world(self, seed: int = 0):
+        """The world this profile's chapters measure in (`survey_lib.world.World`): the tiny
+        grammar world, or a `ChatWorld` of real prompts scored by a gold reward."""
+        if self.prompts is None:
+            return TextWorld(seed=seed)
+        gold = ReviewGold() if self.gold is None else self.gold
+        return ChatWorld.from_sources(self.prompts, gold, seed=seed, settings=self.settings)
 
     def load(self, which: str = "text", **changes):
         """(model, tokenizer) for the "text" or "arithmetic" policy, or the "judge", under this profile."""
@@ -58,12 +78,23 @@ PROFILES: dict[str, Profile] = {
             "CPU, offline: the embedded world and the tiny zoo, fp32 (the default)",
         ),
         Profile(
+            "small",
+            smollm2.NAME,
+            smollm2.NAME,
+            ModelSettings(quantization="none", dtype="float32", lora=LoraSettings(), device="cpu"),
+            "any CPU, offline: SmolLM2-135M-Instruct with LoRA adapters, fp32, on review requests",
+            smollm2.NAME,
+            prompts=str(REVIEW_PROMPTS),
+        ),
+        Profile(
             "colab",
             "Qwen/Qwen2.5-0.5B-Instruct",
             "Qwen/Qwen2.5-0.5B-Instruct",
             ModelSettings(quantization="nf4", dtype="float16", lora=LoraSettings(), gradient_checkpointing=True, device="cuda"),
             "a Colab T4: QLoRA (NF4 base, LoRA adapters) with fp16 compute",
             "Qwen/Qwen2.5-1.5B-Instruct",
+            prompts=ULTRAFEEDBACK_PROMPTS,
+            gold="Skywork/Skywork-Reward-V2-Qwen3-0.6B",
         ),
         Profile(
             "gpu",
@@ -72,6 +103,8 @@ PROFILES: dict[str, Profile] = {
             ModelSettings(quantization="nf4", dtype="bfloat16", lora=LoraSettings(), gradient_checkpointing=True, device="cuda"),
             "an A100/H100: QLoRA (NF4 base, LoRA adapters) with bf16 compute",
             "Qwen/Qwen2.5-7B-Instruct",
+            prompts=ULTRAFEEDBACK_PROMPTS,
+            gold="Skywork/Skywork-Reward-V2-Llama-3.1-8B",
         ),
     )
 }

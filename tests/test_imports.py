@@ -76,6 +76,9 @@ def test_survey_lib_has_no_import_cycle():
     ("survey_lib.zoo", ("torch", "transformers")),  # the registry, read by models and the profiles
     ("survey_lib.enumerable_preferences", ("transformers",)),  # exact losses need only torch
     ("survey_lib.models", ("survey_lib.world.text", "survey_lib.generation")),
+    ("survey_lib.smollm2", ("torch", "transformers")),  # the path to the converted model, read by models
+    ("survey_lib.data_files", ("torch", "datasets")),  # datasets loads when rows are read
+    ("survey_lib.world.chat", ("torch", "transformers")),  # a gold reward model loads them when built
 ])
 def test_light_modules_do_not_pull_heavy_ones(module, heavy):
     code = f"import sys, {module}; print(','.join(m for m in {heavy!r} if m in sys.modules))"

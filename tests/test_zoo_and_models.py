@@ -101,7 +101,7 @@ def test_unknown_names_list_the_choices():
         load_model("tiny-txt-lm")
     with pytest.raises(ValueError, match="'none', 'nf4'"):
         load_model("tiny-text-lm", quantization="int3")
-    with pytest.raises(ValueError, match="'tiny', 'colab', 'gpu'"):
+    with pytest.raises(ValueError, match="'tiny', 'small', 'colab', 'gpu'"):
         get_profile("laptop")
     with pytest.raises(ValueError, match="alpha"):
         LoraSettings(alpha=0)
@@ -118,7 +118,8 @@ def test_profiles_name_real_models():
     assert get_profile("tiny").text_model in ZOO and get_profile("tiny").judge_model in ZOO
     assert PROFILES["colab"].settings.dtype == "float16"  # a T4 has no bf16
     assert PROFILES["gpu"].settings.dtype == "bfloat16"
-    assert all(p.settings.quantization == "nf4" for n, p in PROFILES.items() if n != "tiny")
+    assert all(p.settings.quantization == "nf4" for n, p in PROFILES.items() if n in ("colab", "gpu"))
+    assert PROFILES["small"].settings.device == "cpu" and PROFILES["small"].settings.lora is not None
 
 
 def test_qlora_on_cpu_trains_only_the_adapters():

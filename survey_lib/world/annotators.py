@@ -3,8 +3,9 @@
 Defined for the foundation (chapter 01 introduces the world) and used by chapter 03
 (reward models from human feedback) and every chapter that learns from preferences.
 
+They label any world (`survey_lib.world.World`): the tiny grammar world or a `ChatWorld`.
 Each annotator j has their own weights w_j on the gold reward's parts (log-normal
-perturbations of the gold weights: `disagreement`), and judges a pair (a shown first, b
+perturbations of each of the world's gold weights: `disagreement`), and judges a pair (a shown first, b
 second) by the Bradley-Terry model (Bradley & Terry 1952; as in InstructGPT, 2203.02155):
 
     u_j(y) = gold(y; w_j) + length_bias * n_words(y)
@@ -20,12 +21,12 @@ margin m(r) for the reward model's loss -log sigmoid(r_chosen - r_rejected - m(r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from .._checks import check_range, check_type
-from .text import GoldWeights, TextWorld
+from . import World
 
 
 @dataclass(frozen=True)
@@ -76,18 +77,18 @@ class PreferenceLabels:
 
 
 class SimulatedAnnotators:
-    """A pool of annotators judging a `TextWorld`'s continuations; see the module docstring."""
+    """A pool of annotators judging a world's responses; see the module docstring."""
 
-    def __init__(self, world: TextWorld, config: AnnotatorConfig | None = None):
+    def __init__(self, world: World, config: AnnotatorConfig | None = None):
         self.world, self.config = world, config or AnnotatorConfig()
         rng = np.random.default_rng(self.config.seed)
         base = world.weights
-        self.weights: list[GoldWeights] = [
+        self.weights = [  # one perturbed copy of the world's gold weights per annotator
             replace(
                 base,
                 **{
-                    name: getattr(base, name) * math.exp(self.config.disagreement * rng.standard_normal())
-                    for name in ("sentiment", "length", "repetition", "termination")
+                    f.name: getattr(base, f.name) * math.exp(self.config.disagreement * rng.standard_normal())
+                    for f in fields(base)
                 },
             )
             for _ in range(self.config.n_annotators)
@@ -125,7 +126,7 @@ class SimulatedAnnotators:
         return PreferenceLabels(rng.random(len(prompts)) < p, annotators, p, rating)
 
 
-def gold_agreement(world: TextWorld, prompts, first, second, labels: PreferenceLabels) -> float:
+def gold_agreement(world: World, prompts, first, second, labels: PreferenceLabels) -> float:
     """Fraction of labels that pick the response with the higher gold reward (ties skipped)."""
     diff = world.gold_reward(prompts, first) - world.gold_reward(prompts, second)
     decided = diff != 0

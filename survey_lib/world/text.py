@@ -98,6 +98,11 @@ class TextWorld:
         return PROMPTS
 
     @property
+    def eval_prompts(self) -> tuple[str, ...]:
+        """The grammar has twelve openings; evaluation samples fresh continuations of the same."""
+        return PROMPTS
+
+    @property
     def vocabulary(self) -> list[str]:
         """Every word the grammar can write, sorted (the tokenizer adds special tokens)."""
         words = set(POSITIVE + NEGATIVE + NEUTRAL + INTENSIFIERS + SOFTENERS + COPULAS + NOUNS)
