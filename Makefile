@@ -10,7 +10,7 @@ CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
 export MPLBACKEND := Agg
 export HF_HUB_OFFLINE := 1
 
-.PHONY: book test sync lab zoo small-model clean
+.PHONY: book test unit sync lab zoo small-model clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ book: $(VENV)/.installed  ## run every chapter headless (tiny profile), then pri
 
 test: $(VENV)/.installed  ## the test suite: survey_lib, pairing, every chapter within its bands
 	$(BIN)/python -m pytest
+
+unit: $(VENV)/.installed  ## the fast subset for the edit loop: no chapter runs, no SmolLM2
+	$(BIN)/python -m pytest -m "not chapter and not small"
 
 sync: $(VENV)/.installed  ## regenerate each chapter's .ipynb from its hand-edited .py
 	$(BIN)/jupytext --sync $(CHAPTERS)

@@ -79,7 +79,6 @@ from survey_lib.rl_basics import (
     train_towards_optimum,
 )
 from survey_lib.world.enumerable import EnumerableTask
-from survey_lib.world.text import TextWorld
 
 chapter = Chapter("01_rl_basics", globals())
 
@@ -92,7 +91,7 @@ chapter = Chapter("01_rl_basics", globals())
 
 # %%
 model, tokenizer = chapter.profile.load("text")
-world = TextWorld(seed=seed)
+world = chapter.profile.world(seed)
 state = "the movie"
 with torch.no_grad():
     ids = tokenizer(state, return_tensors="pt").to(model.device)

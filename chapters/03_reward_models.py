@@ -75,7 +75,6 @@ from survey_lib.reward_bench import CATEGORIES, build_eval_suite, evaluate_rewar
 from survey_lib.reward_models import RewardConfig, RewardEnsemble, train_reward_model
 from survey_lib.stats import difference_interval
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators, gold_agreement
-from survey_lib.world.text import TextWorld
 
 chapter = Chapter("03_reward_models", globals())
 sizes = [int(n) for n in comparison_counts.split(",")]
@@ -98,7 +97,7 @@ noise_levels = [float(f) for f in label_noise.split(",")]
 # annotators labelled.
 
 # %%
-world = TextWorld(seed=seed)
+world = chapter.profile.world(seed)
 policy, tokenizer = chapter.profile.load("text")
 train_pairs = sample_response_pairs(policy, tokenizer, world, max(sizes), seed=seed, progress=True)
 held_out = sample_response_pairs(policy, tokenizer, world, eval_pairs, seed=seed + 1)

@@ -44,6 +44,7 @@ seed = 0
 n_labels = 500  # the label budget of the equal-budget comparison (human vs AI)
 ai_budget_multiple = 10  # the cheap AI labels' larger budget, as a multiple of n_labels
 rm_min_steps = 100  # a small label set is repeated up to this many steps, as in chapter 03
+rm_training_seeds = 3  # reward models fitted per label set; accuracies are their mean, the policy uses the first
 eval_samples = 512  # fresh samples per policy evaluation
 rm_eval_pairs = 2000  # held-out SFT pairs on which the reward models' accuracies are compared
 # policy optimisation against each reward (chapter 04's RLOO)
@@ -77,7 +78,7 @@ from survey_lib.reward_models import RewardConfig, train_reward_model
 from survey_lib.rlaif import Constitution, SelfRewardingConfig, critique_and_revise, self_rewarding
 from survey_lib.stats import difference_interval
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
-from survey_lib.world.text import END, NEGATIVE, POSITIVE, TextWorld
+from survey_lib.world.text import END, NEGATIVE, POSITIVE
 
 chapter = Chapter("05_rlaif", globals())
 if profile == "tiny":
@@ -108,7 +109,7 @@ if profile == "tiny":
 # interface, with English templates.
 
 # %%
-world = TextWorld(seed=seed)
+world = chapter.profile.world(seed)
 sft, tokenizer = chapter.profile.load("text")
 judge = chapter.profile.load_judge()
 print("a judge input:", repr(chat_text(judge.tokenizer, judge.templates.pairwise_text("the movie", "was great .", "was dull ."))))
@@ -231,10 +232,11 @@ ax.set_title("AI feedback against the gold reward (policy samples)")
 chapter.show(fig, "judge_agreement")
 
 # %% [markdown]
-# Whether GenRM's fine-tuning on `n_labels` human pairs helps is not settled at this scale: on
-# most seeds it adds a few points of accuracy, on some it does not, and the printed interval
-# (over the held-out pairs) says how sure this run is. What holds on every seed we ran is the
-# weaker claim that it does not make the verifier worse beyond the evaluation's noise.
+# Whether GenRM's fine-tuning on `n_labels` human pairs helps is not settled at this scale: it
+# moves the verifier's accuracy by a few points, up on some seeds and down on others, beyond
+# the evaluation's noise either way now and then (the printed interval, over the held-out
+# pairs, says which way this run went). The chapter makes no claim for its direction; what
+# holds is that the fine-tuned judge remains a verifier well above chance.
 #
 # ## 3. RLAIF against RLHF: the same budget, and ten times the budget
 #
@@ -247,25 +249,29 @@ chapter.show(fig, "judge_agreement")
 
 # %%
 ai_labels = judge.label(pairs, debiased)  # the judgements of section 1
-rewards = {}
+rm_eval = sample_response_pairs(sft, tokenizer, world, rm_eval_pairs, seed=seed + 9)
+rewards, rm_correct = {}, {}
 for name, rows in (
     (f"RLHF: {n_labels} human labels", human_rows),
     (f"RLAIF: {n_labels} AI labels", ai_labels.rows[:n_labels]),
     (f"RLAIF: {n_ai} AI labels", ai_labels.rows),
 ):
-    torch.manual_seed(seed)
-    rm_model, rm_tokenizer = chapter.profile.load("text", head="reward")
-    rewards[name] = train_reward_model(rm_model, RewardConfig(min_steps=rm_min_steps, seed=seed), rows, tokenizer=rm_tokenizer)
+    runs = []
+    for k in range(rm_training_seeds):  # one fit is a noisy measurement of what a label set buys
+        torch.manual_seed(seed + k)
+        rm_model, rm_tokenizer = chapter.profile.load("text", head="reward")
+        runs.append(train_reward_model(rm_model, RewardConfig(min_steps=rm_min_steps, seed=seed + k), rows, tokenizer=rm_tokenizer))
+    rewards[name] = runs[0]
+    rm_correct[name] = np.mean([gold_correct(rm, rm_eval) for rm in runs], axis=0)
 rewards["direct RLAIF: judge P(yes)"] = judge
+rm_correct["direct RLAIF: judge P(yes)"] = gold_correct(judge, rm_eval)
 
 baseline = reference_baseline(sft, tokenizer, world, eval_samples, seed=seed + 1)
 sft_gold = float(baseline.gold.mean())
 group_config = GroupConfig(steps=rl_steps, batch_size=batch_size, learning_rate=learning_rate, beta=kl_coef,
                            num_generations=num_generations, seed=seed)
-rm_eval = sample_response_pairs(sft, tokenizer, world, rm_eval_pairs, seed=seed + 9)
-rlaif, policy_gold, rm_correct = {}, {}, {}
+rlaif, policy_gold = {}, {}
 for name, reward in rewards.items():
-    rm_correct[name] = gold_correct(reward, rm_eval)
     rm_accuracy = float(rm_correct[name].mean())
     torch.manual_seed(seed)
     policy = copy.deepcopy(sft)
@@ -278,7 +284,7 @@ for name, reward in rewards.items():
 print(f"SFT gold {sft_gold:.3f}; AI labels: {ai_labels.unparsed} unparsed, {ai_labels.ties} ties")
 # how sure: the policies are evaluated on the same prompts, so their samples pair by prompt
 human_name, equal_name, more_name = (k for k in rewards if not k.startswith("direct"))
-accuracy_gaps = {  # the reward models are scored on the same rm_eval pairs
+accuracy_gaps = {  # every reward model is scored on the same rm_eval pairs (per pair: the mean over its fits)
     f"{human_name} minus {equal_name}": difference_interval(rm_correct[human_name], rm_correct[equal_name], paired=True, seed=seed),
     f"{more_name} minus {equal_name}": difference_interval(rm_correct[more_name], rm_correct[equal_name], paired=True, seed=seed),
 }
@@ -409,15 +415,17 @@ print("example:", flagged[0], "| critique:", revision[0]["critiques"][0], "| aft
 #   swapping the order changes its verdict on a sizeable fraction of pairs. When gold prefers
 #   the shorter response it chooses the longer one far more often than humans do.
 # - Its pointwise $P(\texttt{yes})$ ranks pairs better than its pairwise verdict does. GenRM
-#   fine-tuning on the `n_labels` human comparisons usually raises that a little, and never
-#   lowers it beyond the evaluation's noise. Five hand-written
+#   fine-tuning on the `n_labels` human comparisons moves that by a few points, either way from
+#   seed to seed (no claim at this scale). Five hand-written
 #   rules with fitted weights do about as well as the judge's pairwise verdict.
-# - At an **equal budget** of `n_labels` labels, a reward model fitted to AI labels ranks
-#   `rm_eval_pairs` held-out pairs less accurately than one fitted to human labels (the
-#   printed paired interval of the gap lies above zero; on 500 evaluation pairs it did not
-#   always, which is why the comparison uses more). Every policy gains gold over SFT beyond the
-#   evaluation's noise. At **ten times the budget** the AI-labelled reward model
-#   gains accuracy (again a paired interval), and the policy trained on it reaches the RLHF policy's gold reward: higher
+# - At an **equal budget** of `n_labels` labels, reward models fitted to AI labels rank
+#   `rm_eval_pairs` held-out pairs less accurately than ones fitted to human labels. One fit is
+#   a noisy measurement, so each label set trains `rm_training_seeds` reward models and the
+#   accuracy is their mean; the printed paired interval of the gap lies above zero. (One fit
+#   scored on 500 pairs did not always show it.) Every policy gains gold over SFT beyond the
+#   evaluation's noise. At **ten times the budget** the AI-labelled reward models are at least
+#   as accurate (usually a little more, not always beyond the noise: the interval is printed),
+#   and the policy trained on one reaches the RLHF policy's gold reward: higher
 #   on most seeds, and not below it beyond the evaluation's noise (the printed interval of the
 #   difference). The judge's $P(\texttt{yes})$ used directly as the reward also lifts the gold reward
 #   well above the SFT policy's, typically at the smallest KL of the four. This is RLAIF's

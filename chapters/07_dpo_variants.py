@@ -104,7 +104,6 @@ from survey_lib.reward_models import RewardConfig, train_reward_model
 from survey_lib.stats import mean_interval
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 from survey_lib.world.enumerable import EnumerableTask
-from survey_lib.world.text import TextWorld
 
 chapter = Chapter("07_dpo_variants", globals())
 
@@ -161,7 +160,7 @@ print(f"DRO's value V = {value:.3f}; beta log Z = {task_beta * task.log_partitio
 # RSO and DRO need a reward model: we fit one with chapter 03's code on the same comparisons.
 
 # %%
-world = TextWorld(seed=seed)
+world = chapter.profile.world(seed)
 sft, tokenizer = chapter.profile.load("text")
 annotators = SimulatedAnnotators(world, AnnotatorConfig(temperature=0.2, disagreement=0.3, seed=seed))
 comparisons = sample_response_pairs(sft, tokenizer, world, n_pairs, seed=seed)

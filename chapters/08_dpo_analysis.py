@@ -68,7 +68,6 @@ from survey_lib.sequences import sequence_logprobs
 from survey_lib.stats import mean_interval
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 from survey_lib.world.enumerable import EnumerableTask
-from survey_lib.world.text import TextWorld
 
 chapter = Chapter("08_dpo_analysis", globals())
 headline = {}
@@ -119,7 +118,7 @@ print("exact KL growth over the last two thirds of training:", {k: f"{v:.2e}" fo
 # $\log\pi(y_w)$ on the training pairs.
 
 # %%
-world = TextWorld(seed=seed)
+world = chapter.profile.world(seed)
 sft, tokenizer = chapter.profile.load("text")
 annotators = SimulatedAnnotators(world, AnnotatorConfig(temperature=0.2, disagreement=0.3, seed=seed))
 rows = sample_response_pairs(sft, tokenizer, world, n_pairs, seed=seed).label(annotators)

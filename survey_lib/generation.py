@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_range, check_type
+from .sequences import encode_prompt, pad_left
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Rollouts:
     hit `max_new_tokens`, the length limit).
     """
 
-    prompts: list[str]
+    prompts: list
     completions: list[str]
     sequences: torch.Tensor
     attention_mask: torch.Tensor
@@ -61,15 +62,18 @@ class Rollouts:
 def _check_prompts(prompts) -> None:
     check_type("prompts", prompts, list)
     for i, p in enumerate(prompts):
+        if isinstance(p, list) and p and all(isinstance(m, dict) and "role" in m and "content" in m for m in p):
+            continue
         if not isinstance(p, str) or not p.strip():
-            raise ValueError(f"prompt {i} must be a non-empty string, got {p!r}")
+            raise ValueError(f"prompt {i} must be a non-empty string or a list of messages, got {p!r}")
 
 
 @torch.no_grad()
 def generate_rollouts(
-    model, tokenizer, prompts: list[str], *, max_new_tokens: int = 24, temperature: float = 1.0, greedy: bool = False
+    model, tokenizer, prompts: list, *, max_new_tokens: int = 24, temperature: float = 1.0, greedy: bool = False
 ) -> Rollouts:
     """Sample one response per prompt (one batch), keeping the token ids (chapter 04).
+    A prompt is a string, or a conversation that the chat template opens for the assistant.
 
     Sampling is plain ancestral sampling at `temperature` (no top-k, no top-p), so the
     log-probabilities that RL computes at the same temperature are those of the sampler.
@@ -77,11 +81,10 @@ def generate_rollouts(
     _check_prompts(prompts)
     check_range("max_new_tokens", max_new_tokens, 1)
     check_range("temperature", temperature, 0, low_open=True)
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # decoder-only models pad left
     was_training = model.training
     model.eval()
-    try:
-        batch = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+    try:  # decoder-only models continue left-padded prompts
+        batch = pad_left([encode_prompt(tokenizer, p) for p in prompts], tokenizer.pad_token_id, model.device)
         generated = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
@@ -93,7 +96,6 @@ def generate_rollouts(
             eos_token_id=tokenizer.eos_token_id,
         )
     finally:
-        tokenizer.padding_side = side
         model.train(was_training)
     responses = generated[:, batch["input_ids"].shape[1] :]
     # generate stops when every row has ended, so T can be below max_new_tokens
@@ -116,7 +118,7 @@ def generate_rollouts(
 def sample_completions(
     model,
     tokenizer,
-    prompts: list[str],
+    prompts: list,
     *,
     max_new_tokens: int = 24,
     temperature: float = 1.0,

@@ -38,9 +38,13 @@ class PreferenceDataError(ValueError):
     """A preference row is malformed; the message names the row and the field."""
 
 
-def preference_row(prompt: str, winner: str, loser: str) -> dict:
-    """A plain-text row in TRL's preference format. Each response gets a leading space, so
-    that `prompt + chosen` is the full text, as TRL's trainers join them."""
+def preference_row(prompt, winner: str, loser: str) -> dict:
+    """A row in TRL's preference format. For a plain-text prompt each response gets a leading
+    space, so that `prompt + chosen` is the full text, as TRL's trainers join them; for a
+    conversational prompt each response is the assistant's turn (TRL's conversational format)."""
+    if isinstance(prompt, list):
+        return {"prompt": prompt, "chosen": [{"role": "assistant", "content": winner}],
+                "rejected": [{"role": "assistant", "content": loser}]}
     return {"prompt": prompt, "chosen": " " + winner, "rejected": " " + loser}
 
 

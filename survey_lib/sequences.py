@@ -10,7 +10,10 @@ tokenizer's own special tokens, e.g. a BOS), then the completion's, then exactly
 end-of-sequence token: appended, unless the completion already ends with one. This is how
 the policy generated it and how TRL's `DPOTrainer` and `RewardTrainer` build a row. A
 conversation (lists of {"role", "content"} messages) is rendered by the tokenizer's chat
-template, which marks the end of the turn itself; nothing is appended.
+template, which marks the end of the turn itself; nothing is appended, and whatever the
+template writes after the last end-of-sequence token (ChatML's newline) is cut, as the
+policy stops there when it samples. A plain-string completion of a conversational prompt
+(a sampled response) is the assistant's turn.
 
 Sequences are right-padded: a reward head reads the last non-padding token, and positions
 start at 0. A sequence longer than the model keeps its last tokens (where a reward is read
@@ -23,14 +26,26 @@ import warnings
 import torch
 
 
+def encode_prompt(tokenizer, prompt) -> list[int]:
+    """The token ids a policy continues: a string as the tokenizer encodes it, a conversation
+    through the chat template up to the assistant's turn."""
+    if isinstance(prompt, list):
+        return list(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"])
+    return tokenizer(prompt)["input_ids"]
+
+
 def encode_completion(tokenizer, prompt, completion) -> tuple[list[int], int]:
     """(token ids of prompt + completion, number of prompt tokens) under the module's
-    end-of-sequence rule; `prompt` and `completion` are both strings or both conversations."""
+    end-of-sequence rule; `prompt` and `completion` are both strings, or the prompt is a
+    conversation and the completion a conversation or the assistant's reply as a string."""
     if isinstance(prompt, list):
-        prompt_ids = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)
-        ids = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)
-        return list(ids["input_ids"]), len(prompt_ids["input_ids"])
-    prompt_ids = tokenizer(prompt)["input_ids"]
+        if isinstance(completion, str):
+            completion = [{"role": "assistant", "content": completion}]
+        ids = list(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)["input_ids"])
+        if tokenizer.eos_token_id in ids:
+            ids = ids[: len(ids) - ids[::-1].index(tokenizer.eos_token_id)]
+        return ids, len(encode_prompt(tokenizer, prompt))
+    prompt_ids = encode_prompt(tokenizer, prompt)
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None and completion_ids[-1:] != [tokenizer.eos_token_id]:
         completion_ids = completion_ids + [tokenizer.eos_token_id]
@@ -61,6 +76,17 @@ def encode_truncated(tokenizer, pairs, max_length: int, what: str) -> list[tuple
     encoded = [encode_completion(tokenizer, p, c) for p, c in pairs]
     kept = truncate_left([ids for ids, _ in encoded], max_length, what)
     return [(k, max(n - (len(ids) - len(k)), 0)) for (ids, n), k in zip(encoded, kept)]
+
+
+def pad_left(sequences: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask, left-padded to the longest sequence (prompts to generate from)."""
+    width = max(map(len, sequences))
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        ids[i, width - len(s) :] = torch.tensor(s)
+        mask[i, width - len(s) :] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
 def pad_right(sequences: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
