@@ -66,8 +66,7 @@ ranking_epochs = 2
 bon_prompts = 256
 bon_ns = "1,2,4,8,16,32,64"
 sweep_pairs = 200  # a weaker proxy for the over-optimisation sweep, fitted to fewer comparisons (2 epochs)
-sweep_steps = 160  # RLOO without a KL penalty, evaluated every sweep_every steps
-sweep_every = 16
+sweep_eval_steps = "2,4,8,12,16,24,32,48,64,96,128,160"  # RLOO (no KL penalty) is evaluated after these iterations, the last ends it: dense early, where it moves fastest
 sweep_learning_rate = 1e-3
 
 # %%
@@ -331,10 +330,11 @@ for name, p in frontier.items():
 # Now we push hard against a **weaker proxy**, a reward model fitted to only `sweep_pairs`
 # comparisons for two epochs, a few optimiser steps (Gao et al. found that reward models trained
 # on less data are over-optimised sooner): RLOO with **no KL penalty** and a larger step size
-# for `sweep_steps` iterations, evaluated every `sweep_every`; and best-of-n on the same pool
-# of samples as above, now ranked by the weak proxy. (Over 80 iterations some seeds were still
-# climbing at the end: the gold peak comes anywhere from the first evaluation to past the
-# middle of the run, so the run is long enough to pass it.) Gao et al. measure optimisation by $d = \sqrt{\mathrm{KL}}$ and found the gold-reward
+# for up to 160 iterations, evaluated after each of `sweep_eval_steps`; and best-of-n on the same
+# pool of samples as above, now ranked by the weak proxy. The gold peak comes anywhere from the
+# first few iterations (on some seeds the policy has left the SFT policy's text by iteration 16)
+# to past the middle of the run (over 80 iterations some seeds were still climbing), so the
+# evaluations are dense at the start and the run is long. Gao et al. measure optimisation by $d = \sqrt{\mathrm{KL}}$ and found the gold-reward
 # gain follows
 #
 # $$R_\text{BoN}(d) = d(\alpha - \beta d), \qquad R_\text{RL}(d) = d(\alpha - \beta\log d).$$
@@ -346,8 +346,9 @@ torch.manual_seed(seed)
 weak_model, weak_tokenizer = chapter.profile.load("text", head="reward")
 weak_proxy = train_reward_model(weak_model, RewardConfig(seed=seed), rows[:sweep_pairs], tokenizer=weak_tokenizer)
 weak_bon = best_of_n_sweep(sft, tokenizer, bon_pool_prompts, weak_proxy, world.gold_reward, ns, completions=bon_pool)
-callback, sweep = evaluation_callback(sft, tokenizer, world, baseline, every=sweep_every, proxy=weak_proxy, seed=seed + 3)
-sweep_config = GroupConfig(steps=sweep_steps, batch_size=batch_size, learning_rate=sweep_learning_rate, beta=0.0,
+eval_steps = [int(n) for n in sweep_eval_steps.split(",")]
+callback, sweep = evaluation_callback(sft, tokenizer, world, baseline, every=eval_steps, proxy=weak_proxy, seed=seed + 3)
+sweep_config = GroupConfig(steps=max(eval_steps), batch_size=batch_size, learning_rate=sweep_learning_rate, beta=0.0,
                            num_generations=num_generations, seed=seed)
 train_from_sft(lambda policy: train_group_policy(policy, sweep_config, prompts, tokenizer=tokenizer, reward=weak_proxy,
                                                  method="rloo", callback=callback, progress=True))
@@ -362,7 +363,7 @@ ax1.set_ylabel("reward gain over SFT")
 overoptimization_panel(ax2, weak_bon, bon_fit, "bon", f"Best-of-n on the weak proxy (n = {min(ns)}…{max(ns)})")
 fig.tight_layout()
 chapter.show(fig, "overoptimization")
-peak = max(sweep, key=lambda p: p["gold"])
+peak = max(rl_points, key=lambda p: p["gold"])  # the SFT policy's own point counts: some runs only fall
 print(f"RL: gold peaks at {peak['gold']:.3f} (KL {peak['kl']:.2f}, proxy {peak['proxy']:.3f}); "
       f"at the end gold {sweep[-1]['gold']:.3f} (KL {sweep[-1]['kl']:.2f}, proxy {sweep[-1]['proxy']:.3f})")
 print(f"fits: RL α={rl_fit['alpha']:.3f} β={rl_fit['beta']:.3f} R²={rl_fit['r2']:.2f} (peak at d={rl_fit['d_peak']:.2f}); "

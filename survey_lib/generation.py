@@ -18,7 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_range, check_type
-from .sequences import encode_prompt, pad_left
+from .sequences import encode_prompt, pad
+from .world.chat import check_prompts
 
 
 @dataclass
@@ -61,11 +62,7 @@ class Rollouts:
 
 def _check_prompts(prompts) -> None:
     check_type("prompts", prompts, list)
-    for i, p in enumerate(prompts):
-        if isinstance(p, list) and p and all(isinstance(m, dict) and "role" in m and "content" in m for m in p):
-            continue
-        if not isinstance(p, str) or not p.strip():
-            raise ValueError(f"prompt {i} must be a non-empty string or a list of messages, got {p!r}")
+    check_prompts(prompts)
 
 
 @torch.no_grad()
@@ -84,7 +81,7 @@ def generate_rollouts(
     was_training = model.training
     model.eval()
     try:  # decoder-only models continue left-padded prompts
-        batch = pad_left([encode_prompt(tokenizer, p) for p in prompts], tokenizer.pad_token_id, model.device)
+        batch = pad([encode_prompt(tokenizer, p) for p in prompts], tokenizer.pad_token_id, model.device, side="left")
         generated = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_range
 from .generation import sample_completions
 from .online_rl import score_rollouts
 from .sequences import sequence_logprobs
@@ -61,16 +62,24 @@ def evaluate_policy(policy, reference, tokenizer, world: TextWorld, baseline: Ba
     return point
 
 
-def evaluation_callback(reference, tokenizer, world: TextWorld, baseline: Baseline, *, every: int, proxy=None, seed: int = 1):
-    """(callback, points) for the online trainers (chapter 04): every `every` steps the
-    callback evaluates the policy with `evaluate_policy` and appends {"step", "kl", "gold",
-    "win_rate"[, "proxy"]} to `points`, tracing the policy's path along the frontier."""
-    if not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be a positive int, got {every!r}")
+def evaluation_callback(reference, tokenizer, world: TextWorld, baseline: Baseline, *, every, proxy=None, seed: int = 1):
+    """(callback, points) for the online trainers (chapter 04): the callback evaluates the
+    policy with `evaluate_policy` and appends {"step", "kl", "gold", "win_rate"[, "proxy"]} to
+    `points`, tracing the policy's path along the frontier. `every` is an int (evaluate every
+    that many steps) or a sequence of step counts to evaluate after (e.g. dense at the start,
+    where an aggressive run moves fastest, and sparse later)."""
+    if isinstance(every, int) and not isinstance(every, bool):
+        check_range("every", every, 1)
+        due = lambda n: n % every == 0  # noqa: E731
+    else:
+        at = sorted(set(every)) if isinstance(every, (list, tuple, range)) else []
+        if not at or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in at):
+            raise ValueError(f"every must be a positive int or a non-empty sequence of positive ints, got {every!r}")
+        due = at.__contains__
     points: list[dict] = []
 
     def callback(step: int, policy) -> None:
-        if (step + 1) % every == 0:
+        if due(step + 1):
             point = evaluate_policy(policy, reference, tokenizer, world, baseline, seed=seed, proxy=proxy)
             points.append({"step": step + 1, **{k: v for k, v in point.items() if k not in ("completions", "samples")}})
 

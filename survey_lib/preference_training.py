@@ -31,7 +31,7 @@ from .generation import sample_completions
 from .models import frozen_reference, keep_4bit_weights_differentiable, load_model
 from .preference_config import LOSSES, Batch, LossSpec, PreferenceConfig
 from .preference_data import PreferenceDataError, prepare_rows
-from .sequences import completion_logprobs, encode_truncated, model_max_length, pad_right
+from .sequences import completion_logprobs, encode_truncated, model_max_length, pad
 
 REFERENCE_BATCH = 256
 """Sequences per no-grad forward pass when caching reference log-probabilities."""
@@ -139,7 +139,7 @@ def _pairs_batch(model, data, ref, index, pad_id, spec: LossSpec, reference) -> 
     if spec.token_level:
         context, frozen = reference
         with torch.no_grad(), (context() if context else contextlib.nullcontext()):
-            ref_logits = frozen(**pad_right([s for s, _ in together], pad_id, model.device)).logits[:, :-1]
+            ref_logits = frozen(**pad([s for s, _ in together], pad_id, model.device)).logits[:, :-1]
         batch.chosen_seq_kl, batch.rejected_seq_kl = pl.sequential_kl(ref_logits, out[2], out[3]).chunk(2)
     if spec.length_normalized:
         for side in ("chosen", "rejected"):

@@ -35,7 +35,7 @@ from ._checks import check_range, check_type
 from .checkpoints import TrainingLoop, epoch_batch
 from .models import load_model
 from .preference_data import PreferenceDataError, validate_preference_rows
-from .sequences import encode_completion, model_max_length, pad_right, truncate_left
+from .sequences import encode_completion, model_max_length, pad, truncate_left
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -110,7 +110,7 @@ class RewardModel:
 
     def forward(self, sequences: list[list[int]]) -> torch.Tensor:
         """Scores of already-encoded sequences, with gradients if enabled."""
-        return self.model(**pad_right(sequences, self.tokenizer.pad_token_id, self.model.device)).logits[:, 0]
+        return self.model(**pad(sequences, self.tokenizer.pad_token_id, self.model.device)).logits[:, 0]
 
     @torch.no_grad()
     def score(self, prompts: list, completions: list, *, batch_size: int = 256) -> np.ndarray:

@@ -78,25 +78,18 @@ def encode_truncated(tokenizer, pairs, max_length: int, what: str) -> list[tuple
     return [(k, max(n - (len(ids) - len(k)), 0)) for (ids, n), k in zip(encoded, kept)]
 
 
-def pad_left(sequences: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    """input_ids and attention_mask, left-padded to the longest sequence (prompts to generate from)."""
+def pad(sequences: list[list[int]], pad_id: int, device, *, side: str = "right") -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask, padded to the longest sequence on the right (training,
+    scoring) or on the left (prompts a decoder-only model continues)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
     width = max(map(len, sequences))
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for i, s in enumerate(sequences):
-        ids[i, width - len(s) :] = torch.tensor(s)
-        mask[i, width - len(s) :] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-
-
-def pad_right(sequences: list[list[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    """input_ids and attention_mask, right-padded to the longest sequence."""
-    width = max(map(len, sequences))
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
+        where = slice(width - len(s), width) if side == "left" else slice(0, len(s))
+        ids[i, where] = torch.tensor(s, dtype=torch.long)
+        mask[i, where] = 1
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
@@ -104,7 +97,7 @@ def language_modeling_batch(tokenizer, rows: list[tuple[str, str]], *, completio
     """A causal-LM training batch of (prompt, completion) rows: right-padded ids and labels
     that mask the padding and, with `completion_only`, the prompt (the zoo's pre-training)."""
     encoded = [encode_completion(tokenizer, p, c) for p, c in rows]
-    batch = pad_right([ids for ids, _ in encoded], tokenizer.pad_token_id, "cpu")
+    batch = pad([ids for ids, _ in encoded], tokenizer.pad_token_id, "cpu")
     labels = torch.full_like(batch["input_ids"], -100)
     for i, (ids, n_prompt) in enumerate(encoded):
         start = n_prompt if completion_only else 0
@@ -116,7 +109,7 @@ def completion_logprobs(model, sequences: list[tuple[list[int], int]], pad_id: i
     """log pi(y|x) summed over each completion's tokens (end-of-sequence included) of
     encoded (ids, prompt length) pairs, and the completion lengths; with `with_logits`
     also the logits and mask at the completion's positions (TDPO, chapter 08)."""
-    batch = pad_right([ids for ids, _ in sequences], pad_id, model.device)
+    batch = pad([ids for ids, _ in sequences], pad_id, model.device)
     logits = model(**batch).logits[:, :-1].float()
     targets = batch["input_ids"][:, 1:]
     position = torch.arange(targets.shape[1], device=targets.device)

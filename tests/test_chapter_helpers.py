@@ -131,3 +131,19 @@ def test_chapter_04_evaluates_each_policy_once():
     tree = ast.parse(CHAPTER_04.read_text())
     evaluate = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "evaluate")
     assert len(calls_to(tree, "evaluate_policy")) == len(calls_to(evaluate, "evaluate_policy")) == 1
+
+
+def test_evaluation_callback_evaluates_every_k_steps_or_at_listed_steps(monkeypatch):
+    """Chapter 04's sweep evaluates densely at the start (a list of step counts); its PPO run
+    every k steps. The callback counts steps from 1, as the trainers' step + 1."""
+    from survey_lib import policy_eval
+
+    monkeypatch.setattr(policy_eval, "evaluate_policy", lambda *a, **k: {"kl": 0.0, "gold": 1.0, "samples": None})
+    for every, expected in ((3, [3, 6, 9]), ([1, 2, 8, 4], [1, 2, 4, 8])):
+        callback, points = policy_eval.evaluation_callback(None, None, None, None, every=every)
+        for step in range(10):
+            callback(step, None)
+        assert [p["step"] for p in points] == expected and "samples" not in points[0]
+    for bad in (0, True, [], [0, 2], [1.5], "4"):
+        with pytest.raises(ValueError, match="every"):
+            policy_eval.evaluation_callback(None, None, None, None, every=bad)

@@ -220,3 +220,13 @@ def test_smollm2_missing_says_how_to_install_and_convert(tmp_path, monkeypatch):
     monkeypatch.setenv("SURVEY_LIB_CACHE", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="python -m survey_lib.smollm2.*profile='tiny'"):
         resolve_model_path(smollm2.NAME)
+
+
+def test_sampling_checks_its_prompts_like_a_world_does(tok):
+    from survey_lib.generation import sample_completions
+
+    model, _ = load_model("tiny-text-lm")
+    with pytest.raises(PromptDataError, match="row 1: the prompt is empty"):
+        sample_completions(model, tok, ["the movie", " "])
+    with pytest.raises(PromptDataError, match="must end with a user turn"):
+        sample_completions(model, tok, [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]])
