@@ -94,9 +94,8 @@ def check_05_rlaif(m):
     # pair's correctness averaged over the chapter's RM fits) ...
     human_gap, more_gap = m["reward_accuracy_gaps"].values()
     assert human_gap["low"] > 0 and more_gap["high"] > 0
-    # ... which closes the gap in gold reward of the trained policy (its gold is not below
-    # RLHF's, paired over the prompts)
-    assert m["more_ai_labels_minus_human_gold"]["high"] > 0  # not below RLHF beyond the evaluation's noise
+    # (the gold of the policies trained on 10x AI labels and on human labels is compared with an
+    # interval, but one RLOO run per reward varies too much for a claim: no band)
     sr = m["self_rewarding"]  # self-rewarding gains gold at a small KL; its judge does not collapse
     assert m["self_rewarding_gain"]["low"] > 0 and sr[-1]["kl"] < 3
     assert all(abs(x["self_judge_accuracy"] - sr[0]["self_judge_accuracy"]) < 0.15 for x in sr)

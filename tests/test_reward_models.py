@@ -138,7 +138,8 @@ def test_margins_must_be_on_every_row_or_none():
         fit(reward_head(), rows, FAST)
 
 
-@pytest.mark.parametrize("field, value", [("learning_rate", 0.0), ("batch_size", 0), ("epochs", 1.5), ("max_length", 1)])
+@pytest.mark.parametrize("field, value", [("learning_rate", 0.0), ("batch_size", 0), ("epochs", 1.5), ("max_length", 1),
+                                          ("max_grad_norm", 0.0)])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises((ValueError, TypeError), match=field):
         RewardConfig(**{field: value})
@@ -188,3 +189,13 @@ def test_qlora_reward_model_trains_only_adapters_and_head():
     assert all(torch.equal(after[n], p) for n, p in frozen.items())
     assert any(not torch.equal(after[n], p) for n, p in before.items() if ".score." in n)
     assert np.isfinite(rm(["the movie"], ["was good ."])).all()
+
+
+@pytest.mark.parametrize("max_grad_norm", [1.0, None])
+def test_every_step_clips_the_gradient_norm_as_configured(monkeypatch, max_grad_norm):
+    """TRL's default, max_grad_norm = 1.0: each optimiser step first clips the global gradient
+    norm; None leaves the gradient alone."""
+    clips, clip = [], torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm, **k: clips.append(max_norm) or clip(params, max_norm, **k))
+    rm = fit(reward_head(), ROWS, replace(FAST, min_steps=3, epochs=1, max_grad_norm=max_grad_norm))
+    assert clips == ([1.0] * len(rm.history) if max_grad_norm else [])
