@@ -49,7 +49,6 @@ def check_03_reward_models(m):
     # the annotators' length bias costs accuracy on length-adversarial pairs, and length-balanced
     # curation wins much of it back (paired intervals over those pairs); OffsetBias's effect is
     # not reliable at this scale, and the chapter makes no claim for it
-    assert m["length_adversarial_accuracy"]["unbiased annotators"] > 0.75
     la = m["length_adversarial_against_biased"]
     assert la["unbiased annotators"]["low"] > 0 and la["biased, length-balanced"]["low"] > 0
 
