@@ -42,7 +42,7 @@ def test_chapter_writes_metrics_figures_and_the_report(tmp_path, monkeypatch):
 
 def test_chapter_rejects_unknown_profile_and_bad_seed(monkeypatch):
     monkeypatch.setattr("sys.argv", ["x.py"])
-    with pytest.raises(ValueError, match="'tiny', 'colab', 'gpu'"):
+    with pytest.raises(ValueError, match="'tiny', 'small', 'colab', 'gpu'"):
         Chapter("01_demo", {"profile": "huge", "seed": 0})
     with pytest.raises(ValueError, match="seed"):
         Chapter("01_demo", {"profile": "tiny", "seed": -1})
