@@ -22,3 +22,14 @@ class World(Protocol):
 
     def gold_reward(self, prompts, completions, weights=None) -> np.ndarray:
         """One gold score per (prompt, completion), under `weights` (default: the world's)."""
+
+
+def gated_gold(gate: np.ndarray, parts: dict[str, np.ndarray], weights) -> np.ndarray:
+    """gate * (sentiment * s + length * l) - repetition * p - termination * (1 - ended): the
+    gold of both review worlds (`text.TextWorld`, gated by fluency; `reviews.ReviewGold`, by
+    clean text), so that text the gate rejects earns nothing however positive its words."""
+    return (
+        gate * (weights.sentiment * parts["sentiment"] + weights.length * parts["length"])
+        - weights.repetition * parts["repetition"]
+        - weights.termination * (1 - parts["ended"])
+    )

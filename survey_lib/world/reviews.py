@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import check_range
+from . import gated_gold
 
 REVIEW_PROMPTS = Path(__file__).parent / "data" / "review_prompts.jsonl"
 WORD = re.compile(r"""^["'(\[]*[A-Za-z][A-Za-z'\-]*[.,!?;:"')\]]*$""")
@@ -100,10 +101,5 @@ class ReviewGold:
         return dict(zip(names, np.array(rows, dtype=np.float64).reshape(-1, len(names)).T))
 
     def __call__(self, prompts: list, completions: list[str], weights: ReviewWeights | None = None) -> np.ndarray:
-        c = self.components(prompts, completions)
-        w = weights or self.weights
-        return (
-            c["clean"] * (w.sentiment * c["sentiment"] + w.length * c["length"])
-            - w.repetition * c["repetition"]
-            - w.termination * (1 - c["ended"])
-        )
+        c, w = self.components(prompts, completions), weights or self.weights
+        return gated_gold(c["clean"], c, w)

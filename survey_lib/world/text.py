@@ -31,6 +31,7 @@ from functools import cached_property
 import numpy as np
 
 from .._checks import check_range, check_type
+from . import gated_gold
 
 POSITIVE = ("good", "great", "wonderful", "excellent", "lovely", "fun", "moving", "brilliant")
 NEGATIVE = ("bad", "awful", "boring", "dull", "terrible", "weak", "slow", "poor")
@@ -222,10 +223,5 @@ class TextWorld:
         self, prompts: list[str], continuations: list[str], weights: GoldWeights | None = None
     ) -> np.ndarray:
         """The gold reward of each (prompt, continuation); see `GoldWeights` for the formula."""
-        c = self.components(prompts, continuations)
-        w = weights or self.weights
-        return (
-            c["fluency"] * (w.sentiment * c["sentiment"] + w.length * c["length"])
-            - w.repetition * c["repetition"]
-            - w.termination * (1 - c["ended"])
-        )
+        c, w = self.components(prompts, continuations), weights or self.weights
+        return gated_gold(c["fluency"], c, w)
