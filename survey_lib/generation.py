@@ -60,6 +60,20 @@ class Rollouts:
         )
 
 
+DEFAULT_MAX_NEW_TOKENS = 24
+"""The response limit of a model that sets none: the tiny world's reviews fit in 24 tokens."""
+
+
+def response_limit(model, max_new_tokens: int | None = None) -> int:
+    """`max_new_tokens`, or else the model's own (`generation_config.max_new_tokens`, which a
+    profile sets when it loads a policy, `Profile.load`), or else `DEFAULT_MAX_NEW_TOKENS`."""
+    if max_new_tokens is None:
+        max_new_tokens = getattr(model.generation_config, "max_new_tokens", None) or DEFAULT_MAX_NEW_TOKENS
+    check_type("max_new_tokens", max_new_tokens, int)
+    check_range("max_new_tokens", max_new_tokens, 1)
+    return max_new_tokens
+
+
 def _check_prompts(prompts) -> None:
     check_type("prompts", prompts, list)
     check_prompts(prompts)
@@ -67,7 +81,7 @@ def _check_prompts(prompts) -> None:
 
 @torch.no_grad()
 def generate_rollouts(
-    model, tokenizer, prompts: list, *, max_new_tokens: int = 24, temperature: float = 1.0, greedy: bool = False
+    model, tokenizer, prompts: list, *, max_new_tokens: int | None = None, temperature: float = 1.0, greedy: bool = False
 ) -> Rollouts:
     """Sample one response per prompt (one batch), keeping the token ids (chapter 04).
     A prompt is a string, or a conversation that the chat template opens for the assistant.
@@ -76,7 +90,7 @@ def generate_rollouts(
     log-probabilities that RL computes at the same temperature are those of the sampler.
     """
     _check_prompts(prompts)
-    check_range("max_new_tokens", max_new_tokens, 1)
+    max_new_tokens = response_limit(model, max_new_tokens)
     check_range("temperature", temperature, 0, low_open=True)
     was_training = model.training
     model.eval()
@@ -117,7 +131,7 @@ def sample_completions(
     tokenizer,
     prompts: list,
     *,
-    max_new_tokens: int = 24,
+    max_new_tokens: int | None = None,
     temperature: float = 1.0,
     greedy: bool = False,
     batch_size: int = 256,
@@ -126,8 +140,8 @@ def sample_completions(
 ) -> list[str]:
     """Continue each prompt; returns the decoded completions without special tokens.
 
-    Sampling uses `temperature` (ignored when `greedy`); a completion that reaches
-    `max_new_tokens` without an end-of-sequence token is returned as it stands, so the
+    Sampling uses `temperature` (ignored when `greedy`); `max_new_tokens` defaults to the
+    model's (`response_limit`); a completion that reaches it without an end-of-sequence token is returned as it stands, so the
     caller's reward sees that it never ended.
     """
     _check_prompts(prompts)

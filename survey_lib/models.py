@@ -52,10 +52,16 @@ class LoraSettings:
     """Dropout on the adapter's input."""
     target_modules: str | tuple[str, ...] = "all-linear"
     """Which linear layers get adapters; "all-linear" is QLoRA's recommendation."""
+    last_layers: int | None = None
+    """Adapt only the last this many transformer blocks (None: all). Backpropagation then
+    stops at the lowest adapted block, which on a CPU halves a step's cost for a few layers."""
 
     def __post_init__(self):
         check_type("r", self.r, int)
         check_range("r", self.r, 1)
+        if self.last_layers is not None:
+            check_type("last_layers", self.last_layers, int)
+            check_range("last_layers", self.last_layers, 1)
         check_range("alpha", self.alpha, 0, low_open=True)
         check_range("dropout", self.dropout, 0, 1, high_open=True)
 
@@ -161,7 +167,7 @@ def load_model(
     if settings.lora is not None:
         from peft import get_peft_model
 
-        model = get_peft_model(model, _lora_config(settings.lora, head))
+        model = get_peft_model(model, _lora_config(settings.lora, head, model))
     return model, tokenizer
 
 
@@ -184,17 +190,28 @@ def _from_pretrained_kwargs(settings: ModelSettings, head: str) -> dict:
     return kwargs
 
 
-def _lora_config(lora: LoraSettings, head: str):
-    """`peft.LoraConfig` for `lora` on a model with `head`."""
+def _lora_config(lora: LoraSettings, head: str, model):
+    """`peft.LoraConfig` for `lora` on `model`, which has `head`."""
     from peft import LoraConfig
+
+    targets, layers = lora.target_modules, None
+    if lora.last_layers is not None:
+        n_layers = model.config.num_hidden_layers
+        if lora.last_layers > n_layers:
+            raise ValueError(f"last_layers={lora.last_layers} but the model has {n_layers} transformer blocks")
+        layers = list(range(n_layers - lora.last_layers, n_layers))
+        if targets == "all-linear":  # peft takes a layer subset only with named modules
+            targets = tuple(sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                                    if ".layers." in name and isinstance(module, torch.nn.Linear)}))
 
     return LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules) if isinstance(lora.target_modules, tuple) else lora.target_modules,
+        target_modules=list(targets) if isinstance(targets, tuple) else targets,
         # the head is trained in full (modules_to_save), never given an adapter too
         exclude_modules=None if head == "causal-lm" else ["score"],
+        layers_to_transform=layers,
         task_type=HEADS[head][1],
     )
 

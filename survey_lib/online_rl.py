@@ -49,8 +49,9 @@ class OnlineConfig:
     """Iterations of: sample `batch_size` rollouts, update the policy on them."""
     batch_size: int = 64
     """Rollouts per step (prompts x generations per prompt)."""
-    max_new_tokens: int = 24
-    """Length limit of a response; one that reaches it without end-of-sequence is kept."""
+    max_new_tokens: int | None = None
+    """Length limit of a response; one that reaches it without end-of-sequence is kept. None:
+    the policy's own (`generation.response_limit`)."""
     temperature: float = 1.0
     """Sampling temperature; the same temperature divides the logits of every log-probability
     the loss uses (policy, old policy, reference), so they are those of the sampler."""
@@ -69,12 +70,14 @@ class OnlineConfig:
     """Write a checkpoint every this many steps (and at the end)."""
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "max_new_tokens", "seed", "save_steps"):
+        for name in ("steps", "batch_size", "seed", "save_steps"):
             check_type(name, getattr(self, name), int)
         check_range("learning_rate", self.learning_rate, 0, low_open=True)
         check_range("steps", self.steps, 1)
         check_range("batch_size", self.batch_size, 1)
-        check_range("max_new_tokens", self.max_new_tokens, 1)
+        if self.max_new_tokens is not None:
+            check_type("max_new_tokens", self.max_new_tokens, int)
+            check_range("max_new_tokens", self.max_new_tokens, 1)
         check_range("temperature", self.temperature, 0, low_open=True)
         check_range("max_grad_norm", self.max_grad_norm, 0, low_open=True)
         check_range("save_steps", self.save_steps, 1)

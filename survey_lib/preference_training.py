@@ -31,7 +31,7 @@ from .generation import sample_completions
 from .models import frozen_reference, keep_4bit_weights_differentiable, load_model
 from .preference_config import LOSSES, Batch, LossSpec, PreferenceConfig
 from .preference_data import PreferenceDataError, prepare_rows
-from .sequences import completion_logprobs, encode_truncated, model_max_length, pad
+from .sequences import completion_logprobs, encode_truncated, model_max_length, pad, rows_per_pass
 
 REFERENCE_BATCH = 256
 """Sequences per no-grad forward pass when caching reference log-probabilities."""
@@ -115,8 +115,9 @@ def cache_reference(model, data: EncodedRows, cache: dict[str, torch.Tensor], in
     model.eval()
     for name, sequences in data.sequences.items():
         positions = data.flat(name, index)
-        for s in range(0, len(positions), REFERENCE_BATCH):
-            part = positions[s : s + REFERENCE_BATCH]
+        batch = rows_per_pass([sequences[i] for i in positions], model.config.vocab_size, REFERENCE_BATCH)
+        for s in range(0, len(positions), batch):
+            part = positions[s : s + batch]
             cache[name][part] = completion_logprobs(model, [sequences[i] for i in part], pad_id)[0].cpu()
     model.train(was_training)
 

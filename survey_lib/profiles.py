@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from . import smollm2
 from ._checks import check_choice
+from .generation import DEFAULT_MAX_NEW_TOKENS
 from .judges import LLMJudge
 from .models import LoraSettings, ModelSettings, load_model
 from .world.chat import ChatWorld
@@ -47,6 +48,8 @@ class Profile:
     """The world's prompt set (see `world.chat.load_prompts`); None: the tiny grammar world."""
     gold: str | None = None
     """The world's gold reward model (a Hub id or directory); None with `prompts`: `ReviewGold`."""
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    """The response limit of the policies this profile loads (their `generation_config`)."""
 
     def world(self, seed: int = 0):
         """The world this profile's chapters measure in (`survey_lib.world.World`): the tiny
@@ -60,7 +63,10 @@ class Profile:
         """(model, tokenizer) for the "text" or "arithmetic" policy, or the "judge", under this profile."""
         models = {"text": self.text_model, "arithmetic": self.arithmetic_model, "judge": self.judge_model}
         check_choice("which", which, models)
-        return load_model(models[which], self.settings, **changes)
+        model, tokenizer = load_model(models[which], self.settings, **changes)
+        if changes.get("head", "causal-lm") == "causal-lm":
+            model.generation_config.max_new_tokens = self.max_new_tokens
+        return model, tokenizer
 
     def load_judge(self, **changes):
         """The judge model as an `LLMJudge` (chapter 05), with its own templates if it ships them."""
@@ -81,10 +87,12 @@ PROFILES: dict[str, Profile] = {
             "small",
             smollm2.NAME,
             smollm2.NAME,
-            ModelSettings(quantization="none", dtype="float32", lora=LoraSettings(), device="cpu"),
+            # adapters on the last 8 of 30 blocks: backpropagation stops there, half a step's cost
+            ModelSettings(quantization="none", dtype="float32", lora=LoraSettings(last_layers=8), device="cpu"),
             "any CPU, offline: SmolLM2-135M-Instruct with LoRA adapters, fp32, on review requests",
             smollm2.NAME,
             prompts=str(REVIEW_PROMPTS),
+            max_new_tokens=48,
         ),
         Profile(
             "colab",
@@ -95,6 +103,7 @@ PROFILES: dict[str, Profile] = {
             "Qwen/Qwen2.5-1.5B-Instruct",
             prompts=ULTRAFEEDBACK_PROMPTS,
             gold="Skywork/Skywork-Reward-V2-Qwen3-0.6B",
+            max_new_tokens=256,
         ),
         Profile(
             "gpu",
@@ -105,6 +114,7 @@ PROFILES: dict[str, Profile] = {
             "Qwen/Qwen2.5-7B-Instruct",
             prompts=ULTRAFEEDBACK_PROMPTS,
             gold="Skywork/Skywork-Reward-V2-Llama-3.1-8B",
+            max_new_tokens=512,
         ),
     )
 }

@@ -35,16 +35,19 @@ class SelfRewardingConfig:
     """Responses sampled per prompt (the paper: N = 4)."""
     temperature: float = 1.0
     """Sampling temperature of the candidates."""
-    max_new_tokens: int = 24
+    max_new_tokens: int | None = None
+    """Length limit of a candidate; None: the model's own (`generation.response_limit`)."""
     preference: PreferenceConfig = field(default_factory=lambda: PreferenceConfig(loss="dpo", beta=0.1, epochs=2))
     """The DPO step of each round; its reference is the round's starting model M_t."""
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("rounds", "prompts_per_round", "candidates", "max_new_tokens", "seed"):
+        for name in ("rounds", "prompts_per_round", "candidates", "seed"):
             check_type(name, getattr(self, name), int)
-        for name in ("rounds", "prompts_per_round", "max_new_tokens"):
+        for name in ("rounds", "prompts_per_round"):
             check_range(name, getattr(self, name), 1)
+        if self.max_new_tokens is not None:
+            check_range("max_new_tokens", self.max_new_tokens, 1)
         check_range("candidates", self.candidates, 2)
         check_range("temperature", self.temperature, 0, low_open=True)
 

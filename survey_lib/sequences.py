@@ -105,6 +105,18 @@ def language_modeling_batch(tokenizer, rows: list[tuple[str, str]], *, completio
     return {**batch, "labels": labels}
 
 
+LOGITS_BUDGET = 2**26
+"""Logit entries (rows x positions x vocabulary) one no-grad forward pass may hold: 256 MB in
+fp32. A 49k-token vocabulary at 256 rows of 100 tokens would otherwise hold 5 GB at once."""
+
+
+def rows_per_pass(sequences: list, vocab_size: int, most: int) -> int:
+    """How many of `sequences` (token-id lists, or (ids, prompt length) pairs) one no-grad
+    forward pass takes: at most `most`, fewer where the logits would pass `LOGITS_BUDGET`."""
+    width = max((len(s[0]) if isinstance(s, tuple) else len(s) for s in sequences), default=1)
+    return max(1, min(most, LOGITS_BUDGET // (width * vocab_size)))
+
+
 def completion_logprobs(model, sequences: list[tuple[list[int], int]], pad_id: int, *, with_logits: bool = False):
     """log pi(y|x) summed over each completion's tokens (end-of-sequence included) of
     encoded (ids, prompt length) pairs, and the completion lengths; with `with_logits`
@@ -130,6 +142,7 @@ def sequence_logprobs(model, tokenizer, prompts: list[str], completions: list[st
     model.eval()
     try:
         sequences = [encode_completion(tokenizer, p, c) for p, c in zip(prompts, completions)]
+        batch_size = rows_per_pass(sequences, model.config.vocab_size, batch_size)
         return torch.cat([
             completion_logprobs(model, sequences[i : i + batch_size], tokenizer.pad_token_id)[0].cpu()
             for i in range(0, len(sequences), batch_size)

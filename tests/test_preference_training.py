@@ -339,3 +339,12 @@ def test_an_unpaired_row_without_a_bool_label_is_named(rows, tok, label):
     data[1] = {**data[1], "label": label}
     with pytest.raises(PreferenceDataError, match="row 1: 'label'"):
         train_preference(policy(), replace(FAST, loss="kto"), data, tokenizer=tok)
+
+
+def test_no_grad_passes_split_rows_so_the_logits_stay_within_budget():
+    from survey_lib.sequences import LOGITS_BUDGET, rows_per_pass
+
+    assert rows_per_pass([[1] * 30] * 500, 200, 256) == 256  # the zoo: the cap binds
+    big = rows_per_pass([([1] * 100, 50)] * 500, 49152, 256)  # SmolLM2's vocabulary
+    assert big * 100 * 49152 <= LOGITS_BUDGET < (big + 1) * 100 * 49152
+    assert rows_per_pass([[1] * 10**6], 49152, 256) == 1

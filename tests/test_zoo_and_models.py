@@ -145,3 +145,30 @@ def test_qlora_on_cpu_trains_only_the_adapters():
     assert all(not torch.equal(before[n], after[n]) for n in before)
     assert all(torch.equal(frozen[n], after[n]) for n in frozen)
     assert sample_completions(model, tok, ["the movie"], seed=0)[0]  # still generates
+
+
+def test_lora_on_the_last_layers_adapts_only_those_blocks_and_backpropagates_no_further():
+    model, tok = load_model("tiny-text-lm", ModelSettings(lora=LoraSettings(r=4, last_layers=1), device="cpu"))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n and ".layers.1." in n for n in trainable)
+    assert {n.split(".layers.1.")[1].split(".lora_")[0] for n in trainable} == {
+        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}  # "all-linear" inside the adapted block
+    batch = tok(["the movie was great ."], return_tensors="pt")
+    hidden = model(**batch, output_hidden_states=True).hidden_states
+    assert not hidden[1].requires_grad and hidden[2].requires_grad  # block 0's output carries no graph
+    with pytest.raises(ValueError, match="last_layers=3 but the model has 2"):
+        load_model("tiny-text-lm", ModelSettings(lora=LoraSettings(last_layers=3), device="cpu"))
+
+
+def test_a_profile_sets_its_response_limit_on_the_policies_it_loads():
+    from survey_lib.generation import DEFAULT_MAX_NEW_TOKENS, response_limit
+
+    model, _ = get_profile("tiny").load("text")
+    assert response_limit(model) == DEFAULT_MAX_NEW_TOKENS == get_profile("tiny").max_new_tokens
+    assert response_limit(model, 5) == 5
+    model.generation_config.max_new_tokens = 7
+    assert response_limit(model) == 7
+    assert PROFILES["small"].max_new_tokens > DEFAULT_MAX_NEW_TOKENS  # English reviews need room to end
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        response_limit(model, 0)
