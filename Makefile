@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # `make book TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.py))
+# `make book PROFILE=small` runs the chapters sized for that profile (survey_lib/sizes.py)
+PROFILE ?= tiny
 export MPLBACKEND := Agg
 export HF_HUB_OFFLINE := 1
 
@@ -19,8 +21,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-book: $(VENV)/.installed  ## run every chapter headless (tiny profile), then print the metrics table
-	@set -e; for c in $(CHAPTERS); do echo "== $$c"; $(BIN)/python $$c; done
+book: $(VENV)/.installed  ## run every chapter headless (PROFILE=tiny by default), then print the metrics table
+	@set -e; for c in $$($(BIN)/python -m survey_lib.sizes $(PROFILE) $(CHAPTERS)); do \
+		echo "== $$c"; $(BIN)/python $$c profile=$(PROFILE); done
 	$(BIN)/python -m survey_lib.report
 
 test: $(VENV)/.installed  ## the test suite: survey_lib, pairing, every chapter within its bands

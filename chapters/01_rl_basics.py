@@ -42,7 +42,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "survey-lib @ git+https://github.com/rl-enhanced-llms/companion"], check=True)
 
 # %% tags=["parameters"]
-profile = "tiny"  # "tiny" (CPU, the zoo) | "colab" | "gpu"
+profile = "tiny"  # "tiny" (CPU, the zoo) | "small" (CPU, SmolLM2) | "colab" | "gpu"; sizes per profile: survey_lib/sizes.py
 seed = 0
 # the bandit
 bandit_arms = 10
@@ -78,6 +78,7 @@ from survey_lib.rl_basics import (
     train_bandit,
     train_towards_optimum,
 )
+from survey_lib.sequences import encode_prompt
 from survey_lib.world.enumerable import EnumerableTask
 
 chapter = Chapter("01_rl_basics", globals())
@@ -86,33 +87,37 @@ chapter = Chapter("01_rl_basics", globals())
 # ## 1. The LLM as a token-level policy
 #
 # The `tiny` profile's text model is a 2-layer transformer pre-trained on the text world:
-# short movie-review continuations of prompts such as "the movie". In the state
-# $s_0 =$ "the movie", the policy is a distribution over the next token:
+# short movie-review continuations of prompts such as "the movie" (on `small`, SmolLM2
+# answering a request for a review, through its chat template). In the state $s_0 =$ the
+# prompt, the policy is a distribution over the next token:
 
 # %%
 model, tokenizer = chapter.profile.load("text")
 world = chapter.profile.world(seed)
-state = "the movie"
+prompt = world.eval_prompts[0]
+state = prompt if isinstance(prompt, str) else prompt[-1]["content"]  # a conversation: show its request
 with torch.no_grad():
-    ids = tokenizer(state, return_tensors="pt").to(model.device)
-    next_token = torch.softmax(model(**ids).logits[0, -1].float(), dim=-1)
+    ids = torch.tensor([encode_prompt(tokenizer, prompt)], device=model.device)
+    next_token = torch.softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)
 top = torch.topk(next_token, 8)
 for p, i in zip(top.values, top.indices):
-    print(f"pi({tokenizer.decode([int(i)])!r:>12} | {state!r}) = {p:.3f}")
+    print(f"pi({tokenizer.decode([int(i)])!r:>12} | s_0) = {p:.3f}")
 
 # %% [markdown]
 # An episode samples one action per state until the end-of-sequence token. The reward
 # arrives only at the end: here the text world's **gold reward**, which scores sentiment,
-# fluency (under a fixed trigram model of the corpus), length and repetition. This is
+# fluency (under a fixed trigram model of the corpus), length and repetition (on `small`:
+# VADER sentiment, length, termination and repetition of real English). This is
 # the sparse, delayed feedback over a huge action space that Sun (arXiv 2310.06147) names
 # as what makes policy learning for LLMs hard.
 
 # %%
-completion = sample_completions(model, tokenizer, [state], seed=seed)[0]
+completion = sample_completions(model, tokenizer, [prompt], seed=seed)[0]
 tokens = completion.split()
 for t, token in enumerate(tokens):
-    print(f"s_{t} = {' '.join([state, *tokens[:t]])!r:60} a_{t} = {token!r}")
-print(f"reward at the end: gold = {world.gold_reward([state], [completion])[0]:+.3f}")
+    shown = " ".join([state, *tokens[:t]])
+    print(f"s_{t} = {('...' + shown[-45:]) if len(shown) > 48 else shown!r:52} a_{t} = {token!r}")
+print(f"reward at the end: gold = {world.gold_reward([prompt], [completion])[0]:+.3f}")
 del model
 
 # %% [markdown]

@@ -8,6 +8,9 @@ Parameters are overridden by one mechanism, the same for every chapter:
     python chapters/01_rl_basics.py seed=1 bandit_arms=20     # headless, key=value
     papermill chapters/01_rl_basics.ipynb out.ipynb -p seed 1   # a notebook
 
+Each profile's sizes come from `survey_lib.sizes`: on a profile other than `tiny`, the
+parameters it lists replace the cell's values, except those set on the command line.
+
 Results go to `results/` under the working directory (or `$SURVEY_RESULTS_DIR`):
 `results/NN_slug.json` (headline metrics, parameters, wall time, peak memory) and
 `results/figures/NN_slug-<name>.png`.
@@ -27,6 +30,7 @@ import torch
 
 from ._checks import check_range
 from .profiles import get_profile
+from .sizes import chapter_sizes
 
 PARAMETER_TYPES = (bool, int, float, str)
 
@@ -87,9 +91,15 @@ class Chapter:
 
     def __init__(self, slug: str, namespace: dict):
         self.slug, self.started = slug, time.time()
-        if not _in_notebook():  # in Jupyter, sys.argv belongs to the kernel
-            apply_overrides(namespace, sys.argv[1:])
+        changes = {} if _in_notebook() else apply_overrides(namespace, sys.argv[1:])  # in Jupyter, argv is the kernel's
         self.profile = get_profile(namespace["profile"])
+        sized = {k: v for k, v in chapter_sizes(slug, self.profile.name).items() if k not in changes}
+        unknown = sorted(set(sized) - set(namespace))
+        if unknown:
+            raise ValueError(f"survey_lib/sizes.py sets {unknown} for {slug}, which has no such parameters")
+        if sized:
+            namespace.update(sized)
+            print(f"profile {self.profile.name}: " + ", ".join(f"{k}={v}" for k, v in sized.items()) + " (survey_lib/sizes.py)")
         check_range("seed", namespace["seed"], 0)
         seed_everything(namespace["seed"])
         self.parameters = {k: v for k, v in namespace.items() if not k.startswith("_") and type(v) in PARAMETER_TYPES}

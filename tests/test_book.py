@@ -5,6 +5,7 @@ import pytest
 
 from survey_lib import report
 from survey_lib.book import Chapter, apply_overrides
+from survey_lib.sizes import SIZES
 
 
 def test_overrides_parse_with_the_defaults_type():
@@ -46,3 +47,32 @@ def test_chapter_rejects_unknown_profile_and_bad_seed(monkeypatch):
         Chapter("01_demo", {"profile": "huge", "seed": 0})
     with pytest.raises(ValueError, match="seed"):
         Chapter("01_demo", {"profile": "tiny", "seed": -1})
+
+
+def test_a_profile_sets_the_chapters_sizes_and_the_command_line_wins(monkeypatch):
+    monkeypatch.setitem(SIZES, "01_demo", {"small": {"steps": 3, "width": 8}})
+    monkeypatch.setattr("sys.argv", ["01_demo.py", "profile=small", "width=5"])
+    ns = {"profile": "tiny", "seed": 0, "steps": 10, "width": 64}
+    chapter = Chapter("01_demo", ns)
+    assert ns["steps"] == 3 and ns["width"] == 5 and chapter.parameters["steps"] == 3
+    monkeypatch.setattr("sys.argv", ["01_demo.py"])
+    assert Chapter("01_demo", {"profile": "tiny", "seed": 0, "steps": 10, "width": 64}).parameters["steps"] == 10
+    monkeypatch.setitem(SIZES, "01_demo", {"small": {"stepz": 3}})
+    with pytest.raises(ValueError, match=r"sets \['stepz'\] for 01_demo"):
+        Chapter("01_demo", {"profile": "small", "seed": 0, "steps": 10})
+
+
+def test_a_chapter_not_sized_for_a_profile_says_where_it_runs(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["x.py"])
+    with pytest.raises(ValueError, match="not sized for the 'colab' profile yet; it runs on: tiny, small"):
+        Chapter("01_rl_basics", {"profile": "colab", "seed": 0})
+    with pytest.raises(ValueError, match="it runs on: tiny \\("):
+        Chapter("05_rlaif", {"profile": "small", "seed": 0})
+
+
+def test_the_book_runs_on_a_profile_only_the_chapters_sized_for_it():
+    from survey_lib.sizes import chapters_on
+
+    slugs = ["01_rl_basics", "05_rlaif"]
+    assert chapters_on("tiny", slugs) == slugs
+    assert chapters_on("small", slugs) == ["01_rl_basics"]

@@ -1,0 +1,54 @@
+"""Each chapter's sizes per profile: the one place they are set.
+
+Used by `book.Chapter` (every chapter). A chapter's parameters cell holds its `tiny` sizes.
+On another profile, `Chapter` replaces the parameters listed here for that chapter and
+profile before the chapter runs, and says which; a value the run sets itself
+(`key=value` on the command line) wins. A chapter runs only on the profiles listed for it:
+on any other, `Chapter` stops with an error naming the profiles it does run on, rather than
+running sizes made for the grammar world on a real model.
+
+| chapter        | tiny | small                                                  |
+|----------------|------|--------------------------------------------------------|
+| 01_rl_basics   | cell | the cell's sizes: the enumerable parts are exact on every profile; section 1 shows SmolLM2 as a token-level policy |
+
+The other chapters are sized for `tiny` only so far (issue 14 ports them one by one). The
+`colab` and `gpu` profiles need the Hub, so no size of theirs has been run yet; none is
+listed.
+"""
+from __future__ import annotations
+
+SIZES: dict[str, dict[str, dict[str, object]]] = {
+    "01_rl_basics": {"small": {}},
+}
+"""chapter slug -> profile -> {parameter: value}; `tiny` is always the parameters cell."""
+
+
+def chapter_sizes(slug: str, profile: str) -> dict[str, object]:
+    """The parameters `profile` sets for chapter `slug`; ValueError if it does not run there."""
+    if profile == "tiny":
+        return {}
+    sized = SIZES.get(slug, {})
+    if profile not in sized:
+        runs_on = ", ".join(["tiny", *sized])
+        raise ValueError(
+            f"chapter {slug} is not sized for the {profile!r} profile yet; it runs on: {runs_on} "
+            "(survey_lib/sizes.py holds each chapter's sizes per profile)"
+        )
+    return dict(sized[profile])
+
+
+def chapters_on(profile: str, slugs: list[str]) -> list[str]:
+    """The chapters among `slugs` that run on `profile` (`make book PROFILE=...`)."""
+    return [s for s in slugs if profile == "tiny" or profile in SIZES.get(s, {})]
+
+
+if __name__ == "__main__":  # python -m survey_lib.sizes PROFILE chapters/NN_slug.py ...: those that run there
+    import sys
+    from pathlib import Path
+
+    paths = {Path(p).stem: p for p in sys.argv[2:]}
+    kept = chapters_on(sys.argv[1], list(paths))
+    for slug in paths:
+        if slug not in kept:
+            print(f"skipping {slug}: not sized for the {sys.argv[1]} profile yet (survey_lib/sizes.py)", file=sys.stderr)
+    print(" ".join(paths[s] for s in kept))
