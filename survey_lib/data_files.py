@@ -19,7 +19,7 @@ class HubUnavailableError(OSError):
 
 
 def load_rows(name_or_path: str | os.PathLike, split: str = "train", limit: int | None = None, *,
-              offline_hint: str = "pass a local file or use the tiny profile") -> list[dict]:
+              subset: str | None = None, offline_hint: str = "pass a local file or use the tiny profile") -> list[dict]:
     """The rows of a dataset as plain dicts.
 
     Args:
@@ -27,6 +27,7 @@ def load_rows(name_or_path: str | os.PathLike, split: str = "train", limit: int 
             `datasets.Dataset.save_to_disk`, or a Hub dataset id ("org/name").
         split: the split to read (a file has a single "train" split).
         limit: keep the first `limit` rows.
+        subset: a Hub dataset's configuration, where it has several ("main" for GSM8K).
         offline_hint: what the error suggests when a Hub id cannot be loaded.
     """
     import datasets
@@ -44,7 +45,7 @@ def load_rows(name_or_path: str | os.PathLike, split: str = "train", limit: int 
             dataset = dataset[split]
     else:
         try:
-            dataset = datasets.load_dataset(os.fspath(name_or_path), split=split)
+            dataset = datasets.load_dataset(os.fspath(name_or_path), subset, split=split)
         except (OSError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:
             raise HubUnavailableError(
                 f"could not load dataset {os.fspath(name_or_path)!r} from the Hub or its cache ({err.__class__.__name__}); "

@@ -4,12 +4,12 @@ parameter changes.
 Defined for the foundation; every chapter's parameters cell names a profile and reads its
 models and its world from it:
 
-| profile | where            | models (policy; judge)                       | precision              | world (prompts; gold)                                   |
-|---------|------------------|----------------------------------------------|------------------------|---------------------------------------------------------|
-| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)                   | fp32, full fine-tuning | the review grammar; its programmatic gold (`TextWorld`)  |
-| small   | any CPU, offline | SmolLM2-135M-Instruct (`survey_lib.smollm2`) | fp32, LoRA             | 320 review requests; VADER sentiment with guards         |
-| colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct; Qwen2.5-1.5B-Instruct | QLoRA, fp16 compute    | UltraFeedback prompts; Skywork-Reward-V2-Qwen3-0.6B     |
-| gpu     | an A100 / H100   | Qwen2.5-7B-Instruct (both)                   | QLoRA, bf16 compute    | UltraFeedback prompts; Skywork-Reward-V2-Llama-3.1-8B   |
+| profile | where            | models (policy; judge)                       | precision                    | world (prompts; gold)                                   | verifiable task | response limit |
+|---------|------------------|----------------------------------------------|------------------------------|---------------------------------------------------------|-----------------|----------------|
+| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)                   | fp32, full fine-tuning       | the review grammar; its programmatic gold (`TextWorld`)  | additions       | 24 tokens      |
+| small   | any CPU, offline | SmolLM2-135M-Instruct (`survey_lib.smollm2`) | fp32, LoRA on the last 8 blocks | 320 review requests; VADER sentiment with guards      | none yet        | 48 tokens      |
+| colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct; Qwen2.5-1.5B-Instruct | QLoRA, fp16 compute          | UltraFeedback prompts; Skywork-Reward-V2-Qwen3-0.6B     | GSM8K           | 256 tokens     |
+| gpu     | an A100 / H100   | Qwen2.5-7B-Instruct (both)                   | QLoRA, bf16 compute          | UltraFeedback prompts; Skywork-Reward-V2-Llama-3.1-8B   | GSM8K           | 512 tokens     |
 
 (A T4 has no bf16, hence fp16 compute on `colab`.) The gold of the Hub profiles is a reward
 model the policy never sees, as in Gao et al.'s synthetic-gold setup (arXiv 2210.10760).
@@ -23,7 +23,9 @@ from ._checks import check_choice
 from .generation import DEFAULT_MAX_NEW_TOKENS
 from .judges import LLMJudge
 from .models import LoraSettings, ModelSettings, load_model
+from .world.arithmetic import ArithmeticTask
 from .world.chat import ChatWorld
+from .world.gsm8k import GSM8K, GSM8KTask
 from .world.reviews import REVIEW_PROMPTS, ReviewGold
 from .world.text import TextWorld
 
@@ -50,6 +52,8 @@ class Profile:
     """The world's gold reward model (a Hub id or directory); None with `prompts`: `ReviewGold`."""
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     """The response limit of the policies this profile loads (their `generation_config`)."""
+    verifiable: str | None = "arithmetic"
+    """The verifiable task: "arithmetic" (`world.arithmetic`), a GSM8K source (`world.gsm8k`), or None."""
 
     def world(self, seed: int = 0):
         """The world this profile's chapters measure in (`survey_lib.world.World`): the tiny
@@ -58,6 +62,16 @@ class Profile:
             return TextWorld(seed=seed)
         gold = ReviewGold() if self.gold is None else self.gold
         return ChatWorld.from_sources(self.prompts, gold, seed=seed, settings=self.settings)
+
+    def verifiable_task(self, split: str = "test"):
+        """The task with an exact checker (`verify(prompts, completions)`) for RL with
+        verifiable rewards: the tiny profile's additions, or GSM8K on the Hub profiles."""
+        if self.verifiable is None:
+            raise ValueError(f"the {self.name} profile has no verifiable task yet (the reasoning chapter, issue 15, "
+                             "adds one); use the tiny profile's arithmetic or a Hub profile's GSM8K")
+        if self.verifiable == "arithmetic":
+            return ArithmeticTask()
+        return GSM8KTask.from_source(self.verifiable, split=split)
 
     def load(self, which: str = "text", **changes):
         """(model, tokenizer) for the "text" or "arithmetic" policy, or the "judge", under this profile."""
@@ -93,6 +107,7 @@ PROFILES: dict[str, Profile] = {
             smollm2.NAME,
             prompts=str(REVIEW_PROMPTS),
             max_new_tokens=48,
+            verifiable=None,
         ),
         Profile(
             "colab",
@@ -104,6 +119,7 @@ PROFILES: dict[str, Profile] = {
             prompts=ULTRAFEEDBACK_PROMPTS,
             gold="Skywork/Skywork-Reward-V2-Qwen3-0.6B",
             max_new_tokens=256,
+            verifiable=GSM8K,
         ),
         Profile(
             "gpu",
@@ -115,6 +131,7 @@ PROFILES: dict[str, Profile] = {
             prompts=ULTRAFEEDBACK_PROMPTS,
             gold="Skywork/Skywork-Reward-V2-Llama-3.1-8B",
             max_new_tokens=512,
+            verifiable=GSM8K,
         ),
     )
 }
