@@ -46,7 +46,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "survey-lib @ git+https://github.com/rl-enhanced-llms/companion"], check=True)
 
 # %% tags=["parameters"]
-profile = "tiny"  # "tiny" (CPU, the zoo) | "colab" | "gpu"
+profile = "tiny"  # "tiny" (CPU, the zoo) | "small" (CPU, SmolLM2) | "colab" | "gpu"; sizes per profile: survey_lib/sizes.py
 seed = 0
 n_pairs = 1000  # comparisons the proxy reward model is trained on (chapter 03)
 eval_samples = 512  # fresh samples per evaluation point

@@ -39,7 +39,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "survey-lib @ git+https://github.com/rl-enhanced-llms/companion"], check=True)
 
 # %% tags=["parameters"]
-profile = "tiny"  # "tiny" (CPU, the zoo) | "colab" | "gpu"
+profile = "tiny"  # "tiny" (CPU, the zoo) | "small" (CPU, SmolLM2) | "colab" | "gpu"; sizes per profile: survey_lib/sizes.py
 seed = 0
 n_labels = 500  # the label budget of the equal-budget comparison (human vs AI)
 ai_budget_multiple = 10  # the cheap AI labels' larger budget, as a multiple of n_labels

@@ -36,7 +36,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "survey-lib @ git+https://github.com/rl-enhanced-llms/companion"], check=True)
 
 # %% tags=["parameters"]
-profile = "tiny"  # "tiny" (CPU, the zoo) | "colab" | "gpu"
+profile = "tiny"  # "tiny" (CPU, the zoo) | "small" (CPU, SmolLM2) | "colab" | "gpu"; sizes per profile: survey_lib/sizes.py
 seed = 0
 beta = 0.1  # the text world's KL strength
 learning_rate = 3e-4
