@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import torch
 
-from survey_lib import smollm2
 from survey_lib.generation import sample_completions
 from survey_lib.preference_data import sample_response_pairs
 from survey_lib.profiles import get_profile
@@ -30,15 +29,14 @@ from survey_lib.reward_models import RewardConfig, train_reward_model
 from survey_lib.stats import mean_interval
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 
+from smollm2_guard import require_converted_smollm2
+
 SMALL = get_profile("small")
 SEED = int(os.environ.get("SURVEY_SMALL_SEED", "0"))
 TRAIN_PAIRS = 96
 HELD_OUT_PROMPTS = 96
 
-if not (smollm2.model_dir() / "config.json").exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI must convert SmolLM2 first (`make small-model`); {smollm2.model_dir()} is empty")
-    pytest.skip("SmolLM2 is not converted (`make small-model`)", allow_module_level=True)
+require_converted_smollm2()
 
 pytestmark = pytest.mark.small
 
