@@ -141,8 +141,8 @@ def sample_completions(
     """Continue each prompt; returns the decoded completions without special tokens.
 
     Sampling uses `temperature` (ignored when `greedy`); `max_new_tokens` defaults to the
-    model's (`response_limit`); a completion that reaches it without an end-of-sequence token is returned as it stands, so the
-    caller's reward sees that it never ended.
+    model's (`response_limit`). A completion that reaches it without an end-of-sequence
+    token is returned as it stands, so the caller's reward sees that it never ended.
     """
     _check_prompts(prompts)
     check_range("batch_size", batch_size, 1)

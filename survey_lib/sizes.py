@@ -7,9 +7,9 @@ profile before the chapter runs, and says which; a value the run sets itself
 on any other, `Chapter` stops with an error naming the profiles it does run on, rather than
 running sizes made for the grammar world on a real model.
 
-| chapter        | tiny | small                                                  |
-|----------------|------|--------------------------------------------------------|
-| 01_rl_basics   | cell | the cell's sizes: the enumerable parts are exact on every profile; section 1 shows SmolLM2 as a token-level policy |
+| chapter      | tiny          | small                                                          |
+|--------------|---------------|----------------------------------------------------------------|
+| 01_rl_basics | the cell's    | the cell's: its measured parts are exact (the enumerable task); section 1 shows SmolLM2 as a token-level policy |
 
 The other chapters are sized for `tiny` only so far (issue 14 ports them one by one). The
 `colab` and `gpu` profiles need the Hub, so no size of theirs has been run yet; none is
