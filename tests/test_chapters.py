@@ -4,6 +4,11 @@ Each band states what the chapter claims (its text and its issue), not the value
 happened to print. Budgets, on the tiny profile: each chapter's wall time in `CHECKS` (60 s
 for chapter 01, 120 s for the others, imports included) and a peak RSS of `PEAK_RSS_MB`
 (1.5 GiB).
+
+The wall budgets are those of a machine as fast as the one they were set on: machines of the
+same kind differ (chapter 03's unchanged code ran at most 113 s on the machine of 2026-12-01
+and 173 s on that of 2026-12-02), so the budget grows with `machine_slowdown`, the time of a
+fixed workload of the zoo model against its time on the budgets' machine.
 """
 import json
 import os
@@ -13,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py"))
@@ -156,6 +162,35 @@ CHECKS = {  # slug -> (bands, wall-time budget in s)
     "08_dpo_analysis": (check_08_dpo_analysis, 120),
 }
 PEAK_RSS_MB = 1536
+BUDGET_MACHINE_SECONDS = 1.25
+"""`reference_workload` on the machine the wall budgets were set on, estimated since that
+machine is gone: it took 2.12 s on the machine of 2026-12-02 (the fastest of four), which
+ran the same chapters 1.5x (chapter 03: 173 s against at most 113 s) to 1.7x (the whole
+suite) slower; 2.12 / 1.7."""
+
+
+def reference_workload() -> float:
+    """Seconds for what the chapters do most on the zoo model: sampling and training steps."""
+    from survey_lib.generation import sample_completions
+    from survey_lib.models import load_model
+
+    model, tokenizer = load_model("tiny-text-lm")
+    batch = tokenizer(["the movie was great and the plot was fun ."] * 64, return_tensors="pt")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    started = time.perf_counter()
+    sample_completions(model, tokenizer, ["the movie"] * 768, seed=0)
+    for _ in range(90):
+        loss = model(**batch, labels=batch["input_ids"]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
+@pytest.fixture(scope="session")
+def machine_slowdown() -> float:
+    """How much slower this machine is than the budgets' one (at least 1)."""
+    return max(1.0, min(reference_workload() for _ in range(3)) / BUDGET_MACHINE_SECONDS)
 
 
 def test_every_chapter_has_bands():
@@ -164,7 +199,7 @@ def test_every_chapter_has_bands():
 
 @pytest.mark.chapter
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
-def test_chapter_runs_headless_within_bands_and_budget(source, tmp_path):
+def test_chapter_runs_headless_within_bands_and_budget(source, tmp_path, machine_slowdown):
     env = {**os.environ, "SURVEY_RESULTS_DIR": str(tmp_path), "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
     started = time.time()
     proc = subprocess.run([sys.executable, str(source)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -173,6 +208,8 @@ def test_chapter_runs_headless_within_bands_and_budget(source, tmp_path):
     record = json.loads((tmp_path / f"{source.stem}.json").read_text())
     check, budget = CHECKS[source.stem]
     check(record["headline"])
-    assert wall <= budget, f"{source.stem} took {wall:.0f} s (budget {budget} s)"
+    assert wall <= budget * machine_slowdown, (
+        f"{source.stem} took {wall:.0f} s (budget {budget} s on the budgets' machine, {budget * machine_slowdown:.0f} s on "
+        f"this one, {machine_slowdown:.2f}x slower)")
     assert record["peak_rss_mb"] <= PEAK_RSS_MB, f"{source.stem} peaked at {record['peak_rss_mb']} MB"
     assert list((tmp_path / "figures").glob(f"{source.stem}-*.png")), "the chapter saved no figure"
