@@ -46,6 +46,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: Linux's VmHWM, which starts afresh at exec.
+    getrusage's ru_maxrss carries the parent's peak across fork and exec, so a chapter
+    started by a test process that had loaded SmolLM2 reported that process's 2.5 GB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # no /proc: not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _in_notebook() -> bool:
     return "ipykernel" in sys.modules
 
@@ -127,7 +140,7 @@ class Chapter:
             "details": details or {},
             "parameters": self.parameters,
             "wall_seconds": round(time.time() - self.started, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
         }
         path = results_dir() / f"{self.slug}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -76,3 +76,14 @@ def test_the_book_runs_on_a_profile_only_the_chapters_sized_for_it():
     slugs = ["01_rl_basics", "05_rlaif"]
     assert chapters_on("tiny", slugs) == slugs
     assert chapters_on("small", slugs) == ["01_rl_basics"]
+
+
+def test_a_chapter_process_reports_its_own_peak_memory_not_its_parents():
+    import subprocess
+    import sys
+
+    ballast = bytearray(1500 * 2**20)  # this process's peak passes 1.5 GB
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    child = subprocess.run([sys.executable, "-c", "from survey_lib.book import peak_rss_mb; print(peak_rss_mb())"],
+                           capture_output=True, text=True, check=True)
+    assert float(child.stdout) < 1000 < len(ballast) / 2**20  # the child imports torch: about 420 MB
