@@ -23,23 +23,24 @@ SIZES: dict[str, dict[str, dict[str, object]]] = {
 """chapter slug -> profile -> {parameter: value}; `tiny` is always the parameters cell."""
 
 
+def profiles_of(slug: str) -> list[str]:
+    """The profiles chapter `slug` runs on: tiny, and those it is sized for."""
+    return ["tiny", *SIZES.get(slug, {})]
+
+
 def chapter_sizes(slug: str, profile: str) -> dict[str, object]:
     """The parameters `profile` sets for chapter `slug`; ValueError if it does not run there."""
-    if profile == "tiny":
-        return {}
-    sized = SIZES.get(slug, {})
-    if profile not in sized:
-        runs_on = ", ".join(["tiny", *sized])
+    if profile not in profiles_of(slug):
         raise ValueError(
-            f"chapter {slug} is not sized for the {profile!r} profile yet; it runs on: {runs_on} "
+            f"chapter {slug} is not sized for the {profile!r} profile yet; it runs on: {', '.join(profiles_of(slug))} "
             "(survey_lib/sizes.py holds each chapter's sizes per profile)"
         )
-    return dict(sized[profile])
+    return dict(SIZES.get(slug, {}).get(profile, {}))
 
 
 def chapters_on(profile: str, slugs: list[str]) -> list[str]:
     """The chapters among `slugs` that run on `profile` (`make book PROFILE=...`)."""
-    return [s for s in slugs if profile == "tiny" or profile in SIZES.get(s, {})]
+    return [s for s in slugs if profile in profiles_of(s)]
 
 
 if __name__ == "__main__":  # python -m survey_lib.sizes PROFILE chapters/NN_slug.py ...: those that run there

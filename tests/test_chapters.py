@@ -197,15 +197,22 @@ def test_every_chapter_has_bands():
     assert sorted(CHECKS) == [p.stem for p in SOURCES]
 
 
+def run_chapter(slug: str, results: Path, *overrides: str) -> tuple[dict, float]:
+    """Run chapters/<slug>.py headless with `key=value` overrides, offline, writing into
+    `results`; (its JSON record, the wall time of the whole run, imports included)."""
+    env = {**os.environ, "SURVEY_RESULTS_DIR": str(results), "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
+    started = time.time()
+    proc = subprocess.run([sys.executable, str(ROOT / "chapters" / f"{slug}.py"), *overrides], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    wall = time.time() - started
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads((results / f"{slug}.json").read_text()), wall
+
+
 @pytest.mark.chapter
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_chapter_runs_headless_within_bands_and_budget(source, tmp_path, machine_slowdown):
-    env = {**os.environ, "SURVEY_RESULTS_DIR": str(tmp_path), "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
-    started = time.time()
-    proc = subprocess.run([sys.executable, str(source)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    wall = time.time() - started  # the whole headless run, imports included
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    record = json.loads((tmp_path / f"{source.stem}.json").read_text())
+    record, wall = run_chapter(source.stem, tmp_path)
     check, budget = CHECKS[source.stem]
     check(record["headline"])
     assert wall <= budget * machine_slowdown, (

@@ -75,4 +75,3 @@ def test_a_reward_model_on_annotator_labels_ranks_held_out_pairs_as_the_gold_doe
                          reward.score(held_out["prompts"], held_out["second"]), held_out)
     print(f"\nsmall, seed {SEED}: reward-model accuracy on {len(held_out['prompts'])} held-out gold pairs {accuracy}")
     assert accuracy["low"] > 0.5
-

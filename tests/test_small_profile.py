@@ -5,11 +5,7 @@ through the chat template, and the chapters sized for `small` run within their b
 
 The measured effects at test sizes are in `test_small_effects.py`.
 """
-import json
 import math
-import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -24,12 +20,12 @@ from survey_lib.preference_data import ResponsePairs
 from survey_lib.preference_training import train_preference
 from survey_lib.profiles import get_profile
 from survey_lib.reward_models import RewardConfig, train_reward_model
-from survey_lib.sizes import SIZES
+from survey_lib.sizes import chapters_on
 from survey_lib.sequences import encode_completion
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 
 from smollm2_guard import require_converted_smollm2
-from test_chapters import CHECKS, ROOT
+from test_chapters import CHECKS, run_chapter
 
 SMALL = get_profile("small")
 
@@ -95,19 +91,11 @@ def test_reward_model_and_dpo_take_lora_steps_through_the_chat_template(world, s
     assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-3)  # the policy starts as its own reference
 
 
-SMALL_CHAPTERS = sorted(slug for slug, profiles in SIZES.items() if "small" in profiles)
-
-
-@pytest.mark.parametrize("slug", SMALL_CHAPTERS)
+@pytest.mark.parametrize("slug", chapters_on("small", sorted(CHECKS)))
 def test_chapters_sized_for_small_run_on_smollm2_within_their_bands_and_budget(slug, tmp_path):
     """Issue 14's budget for a chapter on small: 10 minutes, 4 GB peak RSS; its tiny bands
     hold wherever its headline does not depend on the world (chapter 01's exact parts)."""
-    env = {**os.environ, "SURVEY_RESULTS_DIR": str(tmp_path), "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
-    source = ROOT / "chapters" / f"{slug}.py"
-    proc = subprocess.run([sys.executable, str(source), "profile=small"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    record = json.loads((tmp_path / f"{slug}.json").read_text())
+    record, _ = run_chapter(slug, tmp_path, "profile=small")  # run_chapter's timeout is the 10 minutes
     assert record["parameters"]["profile"] == "small"
     CHECKS[slug][0](record["headline"])
     assert record["peak_rss_mb"] <= 4096, f"{slug} peaked at {record['peak_rss_mb']} MB on small"

@@ -25,6 +25,8 @@ from .chat import PromptDataError
 GSM8K = "openai/gsm8k"
 INSTRUCTION = "Solve the problem step by step, then give the final answer on its own line as: #### <number>"
 NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\$?\.\d+")
+MARKER = r"####\s*([^\n]*)"
+"""What follows "####" on its line: GSM8K's reference answers, and the answer the prompt asks for."""
 
 
 def to_number(text: str) -> Decimal | None:
@@ -39,7 +41,7 @@ def to_number(text: str) -> Decimal | None:
 
 def final_answer(completion: str) -> Decimal | None:
     """The completion's final answer (see the module docstring), or None if it gives none."""
-    for marker in (r"####\s*([^\n]*)", r"\\boxed\{([^{}]*)\}"):
+    for marker in (MARKER, r"\\boxed\{([^{}]*)\}"):
         found = re.findall(marker, completion)
         if found:
             numbers = NUMBER.findall(found[-1])
@@ -69,7 +71,7 @@ class GSM8KTask:
         for i, row in enumerate(rows):
             if "question" not in row or "answer" not in row:
                 raise PromptDataError(f"{os.fspath(name_or_path)}: row {i} needs 'question' and 'answer', has {sorted(row)}")
-            reference = re.findall(r"####\s*([^\n]*)", row["answer"])
+            reference = re.findall(MARKER, row["answer"])
             value = to_number(reference[-1]) if reference else None
             if not row["question"].strip() or value is None:
                 raise PromptDataError(f"{os.fspath(name_or_path)}: row {i} needs a question and an answer ending "
