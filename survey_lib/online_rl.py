@@ -217,16 +217,19 @@ class OnlineRun:
             scores = scores - self.config.missing_eos_penalty * (~rollouts.ended).float().cpu()
         return rollouts, scores.to(rollouts.sequences.device)
 
-    @torch.no_grad()
-    def old_and_reference_logprobs(self, rollouts: Rollouts) -> tuple[torch.Tensor, torch.Tensor]:
-        """log pi_old and log pi_ref per response token, without gradients."""
+    def old_and_reference_logprobs(self, rollouts: Rollouts, current: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """log pi_old and log pi_ref per response token, without gradients. `current`: the
+        policy's log-probabilities already computed for the first update; on-policy, pi_old is
+        that policy, so they serve as pi_old (detached) and one forward pass is saved, as
+        TRL's GRPOTrainer does."""
         t = self.config.temperature
-        old = token_logprobs(self.policy, rollouts, t)
-        if self.reference_context is None:
-            ref = token_logprobs(self.reference, rollouts, t)
-        else:
-            with self.reference_context():
+        with torch.no_grad():
+            old = token_logprobs(self.policy, rollouts, t) if current is None else current.detach()
+            if self.reference_context is None:
                 ref = token_logprobs(self.reference, rollouts, t)
+            else:
+                with self.reference_context():
+                    ref = token_logprobs(self.reference, rollouts, t)
         return old, ref
 
     def step(self, loss: torch.Tensor) -> None:
@@ -323,7 +326,8 @@ def train_group_policy(policy, config: GroupConfig | None, prompts: list[str], *
         # 1. rollouts and what the updates compare against
         rollouts, scores = run.rollout()
         mask = rollouts.response_mask.float()
-        old, ref = run.old_and_reference_logprobs(rollouts)
+        first = token_logprobs(policy, rollouts, config.temperature)  # the first update's, with gradients
+        old, ref = run.old_and_reference_logprobs(rollouts, current=first)
         kl = ((old - ref) * mask).sum(-1)
         # 2. advantages from the group
         if method == "rloo":
@@ -331,8 +335,8 @@ def train_group_policy(policy, config: GroupConfig | None, prompts: list[str], *
         else:
             advantages = grpo_advantages(scores, k, scale=config.scale_rewards)
         # 3. clipped updates on the same rollouts
-        for _ in range(config.num_iterations):
-            new = token_logprobs(policy, rollouts, config.temperature)
+        for iteration in range(config.num_iterations):
+            new = first if iteration == 0 else token_logprobs(policy, rollouts, config.temperature)
             if method == "rloo":
                 loss, clipfrac = rloo_loss(new, old, advantages, mask, config.epsilon)
             else:

@@ -7,7 +7,7 @@ models and its world from it:
 | profile | where            | models (policy; judge)                       | precision                    | world (prompts; gold)                                   | verifiable task | response limit |
 |---------|------------------|----------------------------------------------|------------------------------|---------------------------------------------------------|-----------------|----------------|
 | tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)                   | fp32, full fine-tuning       | the review grammar; its programmatic gold (`TextWorld`)  | additions       | 24 tokens      |
-| small   | any CPU, offline | SmolLM2-135M-Instruct (`survey_lib.smollm2`) | fp32, LoRA on the last 8 blocks | 320 review requests; VADER sentiment with guards      | none yet        | 48 tokens      |
+| small   | any CPU, offline | SmolLM2-135M-Instruct (`survey_lib.smollm2`) | fp32 (bf16 autocast where the CPU has it), LoRA on the last 8 blocks | 320 review requests; VADER sentiment with guards      | none yet        | 48 tokens      |
 | colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct; Qwen2.5-1.5B-Instruct | QLoRA, fp16 compute          | UltraFeedback prompts; Skywork-Reward-V2-Qwen3-0.6B     | GSM8K           | 256 tokens     |
 | gpu     | an A100 / H100   | Qwen2.5-7B-Instruct (both)                   | QLoRA, bf16 compute          | UltraFeedback prompts; Skywork-Reward-V2-Llama-3.1-8B   | GSM8K           | 512 tokens     |
 
@@ -22,7 +22,7 @@ from . import smollm2
 from ._checks import check_choice
 from .generation import DEFAULT_MAX_NEW_TOKENS
 from .judges import LLMJudge
-from .models import LoraSettings, ModelSettings, load_model
+from .models import LoraSettings, ModelSettings, cpu_has_fast_bf16, load_model
 from .world.arithmetic import ArithmeticTask
 from .world.chat import ChatWorld
 from .world.gsm8k import GSM8K, GSM8KTask
@@ -101,8 +101,10 @@ PROFILES: dict[str, Profile] = {
             "small",
             smollm2.NAME,
             smollm2.NAME,
-            # adapters on the last 8 of 30 blocks: backpropagation stops there, half a step's cost
-            ModelSettings(quantization="none", dtype="float32", lora=LoraSettings(last_layers=8), device="cpu"),
+            # adapters on the last 8 of 30 blocks: backpropagation stops there, half a step's cost;
+            # bf16 autocast where the CPU has native bf16 (1.4x a training step, 1.6x a forward pass here)
+            ModelSettings(quantization="none", dtype="float32", lora=LoraSettings(last_layers=8), device="cpu",
+                          mixed_precision="bf16" if cpu_has_fast_bf16() else "no"),
             "any CPU, offline: SmolLM2-135M-Instruct with LoRA adapters, fp32, on review requests",
             smollm2.NAME,
             prompts=str(REVIEW_PROMPTS),

@@ -1,39 +1,43 @@
 """The small profile's measured effects on the real model (issue 14), at test sizes.
 
-SmolLM2-135M-Instruct answers review requests; simulated annotators label pairs of its
-answers by the review world's gold (VADER sentiment, length, termination, guards). On pairs
-held out from training, scored by the gold itself:
+SmolLM2-135M-Instruct answers review requests, scored by the review world's gold (VADER
+sentiment, length, termination, guards). On held-out prompts:
 
-a reward model (LoRA on the last blocks, a scalar head) fitted to the annotators' labels
-ranks the pairs as the gold does, above chance at 95% (a bootstrap interval over the pairs).
+- an online method, ten RLOO steps of 32 responses with the gold as its reward, raises the
+  gold of fresh samples over the SFT policy's, at 95% (a bootstrap interval over the prompts
+  of the paired difference). Measured: +0.38 [0.24, 0.52] on seed 0 and +0.38 [0.22, 0.52]
+  on seed 7 (bf16 autocast, 96 prompts, sampled separately from this test), and +0.69
+  [0.52, 0.85] in this test on seed 0; mostly by learning to end a review within the limit.
 
-What these sizes do not show, and this suite therefore does not claim: DPO on the same 96
-pairs (QLoRA, two epochs, 400 s) fits them (loss 0.69 -> 0.34) but its implicit reward,
-beta * log pi / pi_ref, orders held-out pairs no better than chance (0.52 [0.39, 0.63] on
-seed 0), and neither DPO on 32 pairs nor five RLOO steps on the gold itself raised the
-sampled gold beyond noise (+0.11 [-0.07, 0.30] and +0.06 [-0.13, 0.25]). The training
-machinery on SmolLM2 (LoRA and QLoRA, adapters only) is covered by `test_small_profile`.
+What these sizes do not show, and this suite therefore does not claim:
 
-`SURVEY_SMALL_SEED` picks the seed (default 0), to check the bands on seeds not looked at.
+- A reward model (LoRA on the last 8 blocks, a scalar head) fitted to 96 pairs labelled by
+  the simulated annotators did not reliably rank 96 held-out pairs as the gold does: 0.64
+  [0.55, 0.73] and 0.63 [0.53, 0.72] on two draws of float32 samples, but 0.48 [0.39, 0.58]
+  on seed 0's bf16 samples (the same with a float32 reward model on those pairs), and 0.54
+  [0.45, 0.65] with 192 training pairs.
+- DPO on the same 96 pairs (QLoRA, two epochs, 400 s) fits them (loss 0.69 -> 0.34) but its
+  implicit reward, beta * log pi / pi_ref, orders held-out pairs no better than chance (0.52
+  [0.39, 0.63] on seed 0), and DPO on 32 pairs did not raise the sampled gold beyond noise
+  (+0.11 [-0.07, 0.30]); five RLOO steps did not either (+0.06 [-0.13, 0.25]).
+
+The training machinery on SmolLM2 (LoRA and QLoRA, adapters only) is covered by
+`test_small_profile`. `SURVEY_SMALL_SEED` picks the seed (default 0), to check the bands on
+seeds not looked at.
 """
 import os
 
-import numpy as np
 import pytest
-import torch
 
 from survey_lib.generation import sample_completions
-from survey_lib.preference_data import sample_response_pairs
+from survey_lib.online_rl import GroupConfig, train_group_policy
 from survey_lib.profiles import get_profile
-from survey_lib.reward_models import RewardConfig, train_reward_model
-from survey_lib.stats import mean_interval
-from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
+from survey_lib.stats import difference_interval
 
 from smollm2_guard import require_converted_smollm2
 
 SMALL = get_profile("small")
 SEED = int(os.environ.get("SURVEY_SMALL_SEED", "0"))
-TRAIN_PAIRS = 96
 HELD_OUT_PROMPTS = 96
 
 require_converted_smollm2()
@@ -41,37 +45,19 @@ require_converted_smollm2()
 pytestmark = pytest.mark.small
 
 
-@pytest.fixture(scope="module")
-def data():
-    """Annotator-labelled training pairs from the SFT policy, and held-out pairs on the
-    evaluation prompts with the gold's verdict (pairs the gold scores equal are dropped)."""
-    world = SMALL.world(SEED)
-    sft, tokenizer = SMALL.load("text")
-    pairs = sample_response_pairs(sft, tokenizer, world, TRAIN_PAIRS, seed=SEED)
-    rows = pairs.label(SimulatedAnnotators(world, AnnotatorConfig(seed=SEED)))
+def held_out_gold(world, policy, tokenizer):
+    """(held-out prompts, the gold of one fresh answer to each), sampled with seed + 1."""
     prompts = [world.eval_prompts[i % len(world.eval_prompts)] for i in range(HELD_OUT_PROMPTS)]
-    answers = sample_completions(sft, tokenizer, prompts * 2, seed=SEED + 1)
-    first, second = answers[:HELD_OUT_PROMPTS], answers[HELD_OUT_PROMPTS:]
-    gold_first, gold_second = world.gold_reward(prompts, first), world.gold_reward(prompts, second)
-    keep = np.flatnonzero(gold_first != gold_second)
-    held_out = {"prompts": [prompts[i] for i in keep], "first": [first[i] for i in keep],
-                "second": [second[i] for i in keep], "first_wins": gold_first[keep] > gold_second[keep]}
-    return rows, held_out
+    return prompts, world.gold_reward(prompts, sample_completions(policy, tokenizer, prompts, seed=SEED + 1))
 
 
-def agreement(scores_first, scores_second, held_out) -> dict:
-    """The fraction of held-out pairs a score orders as the gold does, with its interval."""
-    agree = (np.asarray(scores_first) > np.asarray(scores_second)) == held_out["first_wins"]
-    return mean_interval(agree.astype(float))
-
-
-def test_a_reward_model_on_annotator_labels_ranks_held_out_pairs_as_the_gold_does(data):
-    rows, held_out = data
-    torch.manual_seed(SEED)
-    model, tokenizer = SMALL.load("text", head="reward")
-    reward = train_reward_model(model, RewardConfig(epochs=2, batch_size=8, learning_rate=3e-3, seed=SEED), rows,
-                                tokenizer=tokenizer)
-    accuracy = agreement(reward.score(held_out["prompts"], held_out["first"]),
-                         reward.score(held_out["prompts"], held_out["second"]), held_out)
-    print(f"\nsmall, seed {SEED}: reward-model accuracy on {len(held_out['prompts'])} held-out gold pairs {accuracy}")
-    assert accuracy["low"] > 0.5
+def test_rloo_on_the_gold_raises_the_gold_of_fresh_samples_over_the_sft_policy():
+    world = SMALL.world(SEED)
+    policy, tokenizer = SMALL.load("text")
+    prompts, sft_gold = held_out_gold(world, policy, tokenizer)
+    config = GroupConfig(learning_rate=3e-3, steps=10, batch_size=32, num_generations=4, beta=0.05, seed=SEED)
+    train_group_policy(policy, config, list(world.prompts), tokenizer=tokenizer, reward=world.gold_reward, method="rloo")
+    _, rloo_gold = held_out_gold(world, policy, tokenizer)
+    gain = difference_interval(rloo_gold, sft_gold, paired=True)
+    print(f"\nsmall, seed {SEED}: gold of RLOO minus SFT on {len(prompts)} held-out prompts {gain}")
+    assert gain["low"] > 0

@@ -172,3 +172,33 @@ def test_a_profile_sets_its_response_limit_on_the_policies_it_loads():
     assert PROFILES["small"].max_new_tokens > DEFAULT_MAX_NEW_TOKENS  # English reviews need room to end
     with pytest.raises(ValueError, match="max_new_tokens"):
         response_limit(model, 0)
+
+
+def test_bf16_mixed_precision_keeps_fp32_weights_and_logits_and_close_log_probs():
+    settings = ModelSettings(lora=LoraSettings(r=4), device="cpu")
+    plain, tok = load_model("tiny-text-lm", settings)
+    mixed, _ = load_model("tiny-text-lm", settings, mixed_precision="bf16")
+    batch = tok(["the movie was great ."], return_tensors="pt")
+    logits = mixed(**batch).logits
+    assert logits.dtype == torch.float32  # the output layer runs outside autocast
+    assert all(p.dtype == torch.float32 for p in mixed.parameters())
+    close = torch.log_softmax(plain(**batch).logits, -1) - torch.log_softmax(logits, -1)
+    assert 0 < close.abs().max() < 0.1  # bf16 arithmetic inside, so near but not equal
+    logits.sum().backward()
+    assert all(p.grad is not None for p in mixed.parameters() if p.requires_grad)
+    sample_completions(mixed, tok, ["the movie"], seed=0)  # generate goes through the autocast forward
+    with pytest.raises(ValueError, match="mixed_precision"):
+        ModelSettings(mixed_precision="fp8")
+
+
+def test_bf16_mixed_precision_wrappers_follow_copies_to_their_own_weights():
+    import copy
+
+    model, tok = load_model("tiny-text-lm", ModelSettings(device="cpu"), head="reward", mixed_precision="bf16")
+    twin = copy.deepcopy(model)
+    assert twin.forward.__self__ is twin and twin.score.forward.__self__ is twin.score
+    with torch.no_grad():
+        twin.score.weight.zero_()
+    batch = tok(["the movie was great ."], return_tensors="pt")
+    assert torch.equal(twin(**batch).logits, torch.zeros(1, 1))  # the copy's own (zeroed) head
+    assert model(**batch).logits.abs().item() > 0
