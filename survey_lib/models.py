@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import copy
 import os
-from types import MethodType
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MethodType
 
 import torch
 from transformers import (
@@ -86,8 +86,8 @@ class ModelSettings:
     """"bf16": every forward pass (training, scoring, generation) runs under `torch.autocast`
     in bfloat16, as accelerate's `mixed_precision="bf16"` does, while weights, adapters and
     optimiser state stay in `dtype`; the output layer (logits, a scalar head) runs in float32,
-    so log-probabilities keep their precision. On a CPU with AVX512-BF16 it halves SmolLM2's
-    LoRA step. "no": plain `dtype` throughout."""
+    so log-probabilities keep their precision. On this 2-core CPU with AVX512-BF16 it makes
+    SmolLM2's LoRA step about 1.4x and a forward pass about 1.6x faster. "no": plain `dtype` throughout."""
 
     def __post_init__(self):
         check_choice("quantization", self.quantization, QUANTIZATIONS)
