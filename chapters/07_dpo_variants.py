@@ -81,9 +81,11 @@ beta = 0.1
 dpo_betas = "0.1,0.3,1.0"  # DPO at several beta draws the frontier (comma-separated)
 learning_rate = 3e-4
 epochs = 2
+batch_size = 32  # comparisons per step
 rso_candidates = 8  # RSO: SFT samples per prompt, two of them kept by rejection sampling
 rso_beta = 0.5  # RSO's sampling temperature on the reward model's scores
 eval_samples = 512
+text_losses = "all"  # the methods trained on the text world: "all", or names from section 2's table (comma-separated; "DPO" is the beta sweep)
 
 # %%
 import copy
@@ -92,7 +94,7 @@ import matplotlib.pyplot as plt
 import torch
 from tqdm.auto import tqdm
 
-from survey_lib.book import Chapter
+from survey_lib.book import Chapter, select_methods
 from survey_lib.enumerable_preferences import bradley_terry_matrix, fit_dro, fit_policy, sample_pairs
 from survey_lib.plots import frontier_scatter
 from survey_lib.policy_eval import evaluate_policy, reference_baseline
@@ -153,11 +155,12 @@ print(f"DRO's value V = {value:.3f}; beta log Z = {task_beta * task.log_partitio
 #
 # ## 2. The same comparisons on the text world
 #
-# Now the real setting: a tiny language model, 1,000 pairs of its own responses labelled by
-# simulated annotators (chapter 03), and a gold reward nobody trains on. Each method starts
-# from the SFT policy; we sample 512 fresh responses from the result and measure the gold
+# Now the real setting: the profile's language model, `n_pairs` pairs of its own responses
+# labelled by simulated annotators (chapter 03), and a gold reward nobody trains on. Each method
+# starts from the SFT policy; we sample `eval_samples` fresh responses from the result and measure the gold
 # reward, the KL from the SFT policy (on those samples) and the win rate against SFT samples.
 # RSO and DRO need a reward model: we fit one with chapter 03's code on the same comparisons.
+# `text_losses` picks which methods train (all fifteen by default; a slower profile runs a few).
 
 # %%
 world = chapter.profile.world(seed)
@@ -167,41 +170,43 @@ comparisons = sample_response_pairs(sft, tokenizer, world, n_pairs, seed=seed)
 rows = comparisons.label(annotators)
 baseline = reference_baseline(sft, tokenizer, world, eval_samples, seed=seed + 1)
 
-torch.manual_seed(seed)
-rm_model, rm_tokenizer = chapter.profile.load("text", head="reward")
-reward_model = train_reward_model(rm_model, RewardConfig(seed=seed), rows, tokenizer=rm_tokenizer)
-
-# RSO: `rso_candidates` SFT samples per prompt, scored by the RM; two of each accepted by
-# statistical rejection sampling on those scores, then labelled by the same annotators
-prompts = [r["prompt"] for r in rows]
-repeated = [p for p in prompts for _ in range(rso_candidates)]
-candidates = sample_candidates(sft, tokenizer, prompts, rso_candidates, seed=seed + 2)
-rso_pool = candidate_rows(prompts, candidates, reward_model(repeated, candidates))
-gen = torch.Generator().manual_seed(seed)
-picks = [rejection_sample(torch.tensor(row["rewards"], dtype=torch.float64), 2, beta=rso_beta, generator=gen) for row in rso_pool]
-rso_rows = candidate_pairs(rso_pool, picks).label(annotators)
-# DRO: every response of the comparisons on its own, scored by the RM
-singles = [(r["prompt"], r[side]) for r in rows for side in ("chosen", "rejected")]
-dro_rows = [{"prompt": p, "completion": c, "reward": float(s)}
-            for (p, c), s in zip(singles, reward_model([p for p, _ in singles], [c for _, c in singles]))]
-print(f"{len(rows)} comparisons; RSO kept {len(rso_rows)} pairs; DRO gets {len(dro_rows)} scored responses")
+text_methods = {
+    **{f"DPO β={b:g}": ("comparisons", dict(loss="dpo", beta=b)) for b in map(float, dpo_betas.split(","))},
+    "cDPO": ("comparisons", dict(loss="cdpo", label_smoothing=0.1)), "IPO": ("comparisons", dict(loss="ipo")),
+    "SLiC-HF": ("comparisons", dict(loss="slic_hf")), "GPO savage": ("comparisons", dict(loss="gpo", gpo_kind="savage")),
+    "GPO exponential": ("comparisons", dict(loss="gpo", gpo_kind="exponential")), "β-DPO": ("comparisons", dict(loss="beta_dpo")),
+    "sDPO (3 stages)": ("comparisons", dict(loss="dpo", reference_stages=3)), "RSO": ("RSO", dict(loss="dpo")),
+    "DRO": ("DRO", dict(loss="dro")), "KTO": ("comparisons", dict(loss="kto")), "ORPO": ("comparisons", dict(loss="orpo")),
+    "SimPO": ("comparisons", dict(loss="simpo")),
+}
+text_methods = select_methods(text_methods, text_losses)
+data = {"comparisons": rows}
+if {"RSO", "DRO"} & set(text_methods):  # both learn through a reward model, fitted with chapter 03's code
+    torch.manual_seed(seed)
+    rm_model, rm_tokenizer = chapter.profile.load("text", head="reward")
+    reward_model = train_reward_model(rm_model, RewardConfig(seed=seed), rows, tokenizer=rm_tokenizer)
+    # RSO: `rso_candidates` SFT samples per prompt, scored by the RM; two of each accepted by
+    # statistical rejection sampling on those scores, then labelled by the same annotators
+    prompts = [r["prompt"] for r in rows]
+    repeated = [p for p in prompts for _ in range(rso_candidates)]
+    candidates = sample_candidates(sft, tokenizer, prompts, rso_candidates, seed=seed + 2)
+    rso_pool = candidate_rows(prompts, candidates, reward_model(repeated, candidates))
+    gen = torch.Generator().manual_seed(seed)
+    picks = [rejection_sample(torch.tensor(row["rewards"], dtype=torch.float64), 2, beta=rso_beta, generator=gen) for row in rso_pool]
+    data["RSO"] = candidate_pairs(rso_pool, picks).label(annotators)
+    # DRO: every response of the comparisons on its own, scored by the RM
+    singles = [(r["prompt"], r[side]) for r in rows for side in ("chosen", "rejected")]
+    data["DRO"] = [{"prompt": p, "completion": c, "reward": float(s)}
+                   for (p, c), s in zip(singles, reward_model([p for p, _ in singles], [c for _, c in singles]))]
+print(f"{len(rows)} comparisons; training {', '.join(text_methods)}" + "".join(f"; {k} gets {len(v)} rows" for k, v in data.items() if k != "comparisons"))
 
 # %%
-text_methods = {
-    **{f"DPO β={b:g}": (rows, dict(loss="dpo", beta=b)) for b in map(float, dpo_betas.split(","))},
-    "cDPO": (rows, dict(loss="cdpo", label_smoothing=0.1)), "IPO": (rows, dict(loss="ipo")),
-    "SLiC-HF": (rows, dict(loss="slic_hf")), "GPO savage": (rows, dict(loss="gpo", gpo_kind="savage")),
-    "GPO exponential": (rows, dict(loss="gpo", gpo_kind="exponential")), "β-DPO": (rows, dict(loss="beta_dpo")),
-    "sDPO (3 stages)": (rows, dict(loss="dpo", reference_stages=3)), "RSO": (rso_rows, dict(loss="dpo")),
-    "DRO": (dro_rows, dict(loss="dro")), "KTO": (rows, dict(loss="kto")), "ORPO": (rows, dict(loss="orpo")),
-    "SimPO": (rows, dict(loss="simpo")),
-}
 frontier, kl_interval = {}, {}
-for name, (data, settings) in tqdm(text_methods.items(), desc="text world"):
+for name, (source, settings) in tqdm(text_methods.items(), desc="text world"):
     torch.manual_seed(seed)
     policy = copy.deepcopy(sft)
     settings = {"beta": beta, **settings}
-    train_preference(policy, PreferenceConfig(learning_rate=learning_rate, epochs=epochs, seed=seed, **settings), data, tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed, **settings), data[source], tokenizer=tokenizer)
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)
     frontier[name] = {k: point[k] for k in ("kl", "gold", "win_rate")}
     kl_interval[name] = mean_interval(point["samples"]["kl"], seed=seed)  # over the evaluation samples
@@ -260,5 +265,6 @@ chapter.finish(
         "dpo_kl_interval": {n: kl_interval[n] for n in dpo_names},
         "sft_gold": sft_gold,
     },
-    {"dro_value": value, "dro_log_partition": task_beta * task.log_partition(task_beta).item(), "rso_pairs": len(rso_rows)},
+    {"dro_value": value, "dro_log_partition": task_beta * task.log_partition(task_beta).item(),
+     **({"rso_pairs": len(data["RSO"])} if "RSO" in data else {})},
 )

@@ -93,6 +93,21 @@ def apply_overrides(namespace: dict, argv: list[str]) -> dict:
     return changes
 
 
+def select_methods(methods: dict, names: str) -> dict:
+    """The entries of `methods` that a chapter's comma-separated parameter `names` picks, in
+    `methods`' order: "all", or names, each a key or the first word of keys (a family: "DPO"
+    picks "DPO β=0.1" and "DPO β=1"). Chapter 07 trains only these on the text world, so
+    that a slower profile can run a few."""
+    if names.strip() == "all":
+        return dict(methods)
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if not any(n in (key, key.split(" ")[0]) for key in methods)]
+    if unknown or not wanted:
+        raise ValueError(f"no method named {', '.join(map(repr, unknown)) or 'at all'} in {names!r}; "
+                         f"choose \"all\" or from: {', '.join(methods)}")
+    return {key: value for key, value in methods.items() if key in wanted or key.split(" ")[0] in wanted}
+
+
 class Chapter:
     """A chapter's run: applies overrides, seeds, saves figures, writes metrics.
 

@@ -38,14 +38,17 @@ class PreferenceDataError(ValueError):
     """A preference row is malformed; the message names the row and the field."""
 
 
+def response_field(prompt, response: str):
+    """A sampled response as a row's "chosen", "rejected" or "completion" field (TRL's
+    formats): after a plain-text prompt it gets a leading space, so that `prompt + response`
+    is the full text, as TRL's trainers join them; after a conversational prompt it is the
+    assistant's turn."""
+    return [{"role": "assistant", "content": response}] if isinstance(prompt, list) else " " + response
+
+
 def preference_row(prompt, winner: str, loser: str) -> dict:
-    """A row in TRL's preference format. For a plain-text prompt each response gets a leading
-    space, so that `prompt + chosen` is the full text, as TRL's trainers join them; for a
-    conversational prompt each response is the assistant's turn (TRL's conversational format)."""
-    if isinstance(prompt, list):
-        return {"prompt": prompt, "chosen": [{"role": "assistant", "content": winner}],
-                "rejected": [{"role": "assistant", "content": loser}]}
-    return {"prompt": prompt, "chosen": " " + winner, "rejected": " " + loser}
+    """A row in TRL's preference format, each response formatted by `response_field`."""
+    return {"prompt": prompt, "chosen": response_field(prompt, winner), "rejected": response_field(prompt, loser)}
 
 
 def labelled_rows(labels: PreferenceLabels, prompts, first, second, *, margin: bool = False) -> list[dict]:
@@ -131,8 +134,8 @@ def _check_number(i: int, value, what: str) -> None:
 def _check_text(i: int, row: dict, field: str) -> None:
     value = row.get(field)
     if isinstance(value, list):
-        raise PreferenceDataError(f"row {i}: {field!r} is a conversation; conversational rows are supported for the "
-                                  "pairs format only (render them with the chat template first)")
+        raise PreferenceDataError(f"row {i}: {field!r} is a conversation; pass the tokenizer, whose chat template "
+                                  "renders it (`prepare_rows(rows, data, tokenizer)`, as `train_preference` does)")
     if not isinstance(value, str) or not value.strip():
         raise PreferenceDataError(f"row {i}: {field!r} must be a non-empty string, got {value!r} (fields: {sorted(row)})")
 
@@ -148,6 +151,29 @@ def _check_ranked_row(i: int, row: dict) -> None:
         raise PreferenceDataError(f"row {i}: 'rewards' must be a list with one number per completion, got {rewards!r}")
     for j, r in enumerate(rewards):
         _check_number(i, r, f"reward {j}")
+
+
+def render_conversation(row, tokenizer):
+    """A row of a single-response format (unpaired, negatives, rewarded, ranked) with a
+    conversational prompt, rendered to text as TRL renders a prompt-completion row: the
+    prompt with the generation prompt, each response (text or the assistant's messages) as
+    the rest of the conversation. Other rows are returned as they are."""
+    if not isinstance(row, dict) or not isinstance(row.get("prompt"), list):
+        return row
+
+    def render(response) -> dict:
+        messages = [{"role": "assistant", "content": response}] if isinstance(response, str) else response
+        return maybe_apply_chat_template({"prompt": row["prompt"], "completion": messages}, tokenizer)
+
+    rendered = dict(row)
+    for field in ("completion", "rejected"):
+        if isinstance(row.get(field), (str, list)):
+            text = render(row[field])
+            rendered["prompt"], rendered[field] = text["prompt"], text["completion"]
+    if isinstance(row.get("completions"), list) and row["completions"]:
+        texts = [render(c) for c in row["completions"]]
+        rendered["prompt"], rendered["completions"] = texts[0]["prompt"], [t["completion"] for t in texts]
+    return rendered
 
 
 def prepare_rows(rows, data: str, tokenizer=None) -> list[dict]:
@@ -171,6 +197,7 @@ def prepare_rows(rows, data: str, tokenizer=None) -> list[dict]:
         return validate_preference_rows(rows)  # raises, naming the row without "chosen"
     fields = {"unpaired": ("completion", "label"), "negatives": ("rejected",), "rewarded": ("completion", "reward"),
               "ranked": ("completions",)}[data]
+    rows = [render_conversation(row, tokenizer) for row in rows] if tokenizer is not None else rows
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise PreferenceDataError(f"row {i} must be a dict, got {type(row).__name__}")

@@ -75,7 +75,7 @@ def test_the_book_runs_on_a_profile_only_the_chapters_sized_for_it():
 
     slugs = ["01_rl_basics", "05_rlaif"]
     assert chapters_on("tiny", slugs) == slugs
-    assert chapters_on("small", slugs) == ["01_rl_basics"]
+    assert chapters_on("small", slugs + ["08_dpo_analysis"]) == ["01_rl_basics", "08_dpo_analysis"]
 
 
 def test_a_chapter_process_reports_its_own_peak_memory_not_its_parents():
@@ -87,3 +87,14 @@ def test_a_chapter_process_reports_its_own_peak_memory_not_its_parents():
     child = subprocess.run([sys.executable, "-c", "from survey_lib.book import peak_rss_mb; print(peak_rss_mb())"],
                            capture_output=True, text=True, check=True)
     assert float(child.stdout) < 1000 < len(ballast) / 2**20  # the child imports torch: about 420 MB
+
+
+def test_select_methods_picks_names_and_families_in_order_and_names_the_choices():
+    from survey_lib.book import select_methods
+
+    methods = {"DPO β=0.1": 1, "DPO β=1": 2, "IPO": 3, "sDPO (3 stages)": 4}
+    assert select_methods(methods, "all") == methods
+    assert list(select_methods(methods, "IPO, DPO")) == ["DPO β=0.1", "DPO β=1", "IPO"]
+    assert list(select_methods(methods, "sDPO")) == ["sDPO (3 stages)"]
+    with pytest.raises(ValueError, match="no method named 'PPO' .* from: DPO β=0.1, DPO β=1, IPO"):
+        select_methods(methods, "PPO,IPO")

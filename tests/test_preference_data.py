@@ -193,3 +193,22 @@ def test_offset_bias_rows_are_longer_and_mostly_worse(world):
     worse = world.gold_reward(prompts, [r["rejected"] for r in rows]) < world.gold_reward(prompts, [r["chosen"] for r in rows])
     assert worse.mean() > 0.85
     validate_preference_rows(rows)
+
+
+def test_single_response_rows_with_a_conversational_prompt_render_as_the_pairs_do(policy):
+    import copy
+
+    from survey_lib.preference_data import prepare_rows
+
+    tok = copy.deepcopy(policy[1])
+    tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    prompt = [{"role": "user", "content": "the movie"}]
+    pair = prepare_rows([{"prompt": prompt, "chosen": [{"role": "assistant", "content": "was great ."}],
+                          "rejected": [{"role": "assistant", "content": "was dull ."}]}], "pairs", tok)[0]
+    negative = prepare_rows([{"prompt": prompt, "rejected": [{"role": "assistant", "content": "was dull ."}]}], "negatives", tok)[0]
+    assert negative == {"prompt": pair["prompt"], "rejected": pair["rejected"]}
+    assert pair["prompt"] == "user: the movie\nassistant: "
+    ranked = prepare_rows([{"prompt": prompt, "completions": ["was great .", "was dull ."], "rewards": [1.0, 0.0]}], "ranked", tok)[0]
+    assert ranked["completions"][1] == pair["rejected"] and ranked["prompt"] == pair["prompt"]
+    with pytest.raises(PreferenceDataError, match="'prompt' is a conversation; pass the tokenizer"):
+        prepare_rows([{"prompt": prompt, "rejected": "was dull ."}], "negatives")

@@ -230,3 +230,11 @@ def test_sampling_checks_its_prompts_like_a_world_does(tok):
         sample_completions(model, tok, ["the movie", " "])
     with pytest.raises(PromptDataError, match="must end with a user turn"):
         sample_completions(model, tok, [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]])
+
+
+def test_a_review_world_scores_sentiment_and_another_world_says_it_has_none():
+    prompts = load_prompts(REVIEW_PROMPTS)
+    world = ChatWorld.from_sources(prompts, ReviewGold())
+    assert world.sentiment(GOOD) > 0.5 > -0.5 > world.sentiment(BAD)
+    with pytest.raises(AttributeError, match="scores no sentiment; chapter 08"):
+        ChatWorld.from_sources(prompts, lambda p, c: [0.0] * len(c)).sentiment(GOOD)

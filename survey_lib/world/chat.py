@@ -12,6 +12,7 @@ simulated annotators (`annotators.py`) draw from it. A world offers what every c
 - `gold_reward(prompts, completions, weights=None)`: one score per (prompt, completion);
 - `weights`: the gold's weights (a frozen dataclass of floats), which each simulated
   annotator perturbs.
+- `sentiment(completion)`, where the gold has one (the review worlds): chapter 08's negatives.
 
 `TextWorld` (the tiny profile) offers the same, so chapters read any world from their profile.
 This module imports only NumPy; a gold reward model loads transformers when it is built.
@@ -189,6 +190,14 @@ class ChatWorld:
     @property
     def weights(self):
         return self.gold.weights
+
+    def sentiment(self, completion: str) -> float:
+        """The gold's sentiment score of one completion, in [-1, 1], where the gold has one
+        (`ReviewGold`: VADER); chapter 08's negatives are the completions scored below 0."""
+        if not hasattr(self.gold, "sentiment"):
+            raise AttributeError(f"this world's gold ({type(self.gold).__name__}) scores no sentiment; chapter 08's "
+                                 "negatives need one (the tiny and small profiles' worlds have it)")
+        return self.gold.sentiment(completion)
 
     def gold_reward(self, prompts, completions, weights=None) -> np.ndarray:
         scores = np.asarray(self.gold(list(prompts), list(completions), weights), dtype=np.float64)

@@ -76,6 +76,12 @@ class ReviewGold:
         check_range("length_width", self.length_width, 0, low_open=True)
 
     @staticmethod
+    def sentiment(completion: str) -> float:
+        """VADER's compound score of a completion, in [-1, 1] (chapter 08 screens negative
+        reviews with it)."""
+        return _vader().polarity_scores(completion)["compound"]
+
+    @staticmethod
     def repetition(words: list[str]) -> float:
         trigrams = [tuple(w.lower().strip(".,!?;:\"'()") for w in words[i : i + 3]) for i in range(len(words) - 2)]
         return 0.0 if not trigrams else 1 - len(set(trigrams)) / len(trigrams)
@@ -90,7 +96,7 @@ class ReviewGold:
                 raise TypeError(f"completion {i} must be str, got {type(c).__name__}")
             words = c.split()
             rows.append((
-                _vader().polarity_scores(c)["compound"],
+                self.sentiment(c),
                 float(np.exp(-0.5 * ((len(words) - self.target_words) / self.length_width) ** 2)),
                 sum(bool(WORD.match(w)) for w in words) / len(words) if words else 0.0,
                 self.repetition(words),
