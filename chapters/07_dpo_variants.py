@@ -171,16 +171,14 @@ rows = comparisons.label(annotators)
 baseline = reference_baseline(sft, tokenizer, world, eval_samples, seed=seed + 1)
 
 text_methods = {
-    **{f"DPO β={b:g}": ("comparisons", dict(loss="dpo", beta=b)) for b in map(float, dpo_betas.split(","))},
-    "cDPO": ("comparisons", dict(loss="cdpo", label_smoothing=0.1)), "IPO": ("comparisons", dict(loss="ipo")),
-    "SLiC-HF": ("comparisons", dict(loss="slic_hf")), "GPO savage": ("comparisons", dict(loss="gpo", gpo_kind="savage")),
-    "GPO exponential": ("comparisons", dict(loss="gpo", gpo_kind="exponential")), "β-DPO": ("comparisons", dict(loss="beta_dpo")),
-    "sDPO (3 stages)": ("comparisons", dict(loss="dpo", reference_stages=3)), "RSO": ("RSO", dict(loss="dpo")),
-    "DRO": ("DRO", dict(loss="dro")), "KTO": ("comparisons", dict(loss="kto")), "ORPO": ("comparisons", dict(loss="orpo")),
-    "SimPO": ("comparisons", dict(loss="simpo")),
+    **{f"DPO β={b:g}": dict(loss="dpo", beta=b) for b in map(float, dpo_betas.split(","))},
+    "cDPO": dict(loss="cdpo", label_smoothing=0.1), "IPO": dict(loss="ipo"), "SLiC-HF": dict(loss="slic_hf"),
+    "GPO savage": dict(loss="gpo", gpo_kind="savage"), "GPO exponential": dict(loss="gpo", gpo_kind="exponential"),
+    "β-DPO": dict(loss="beta_dpo"), "sDPO (3 stages)": dict(loss="dpo", reference_stages=3), "RSO": dict(loss="dpo"),
+    "DRO": dict(loss="dro"), "KTO": dict(loss="kto"), "ORPO": dict(loss="orpo"), "SimPO": dict(loss="simpo"),
 }
 text_methods = select_methods(text_methods, text_losses)
-data = {"comparisons": rows}
+own_data = {}  # the methods that do not train on the comparisons themselves
 if {"RSO", "DRO"} & set(text_methods):  # both learn through a reward model, fitted with chapter 03's code
     torch.manual_seed(seed)
     rm_model, rm_tokenizer = chapter.profile.load("text", head="reward")
@@ -193,20 +191,20 @@ if {"RSO", "DRO"} & set(text_methods):  # both learn through a reward model, fit
     rso_pool = candidate_rows(prompts, candidates, reward_model(repeated, candidates))
     gen = torch.Generator().manual_seed(seed)
     picks = [rejection_sample(torch.tensor(row["rewards"], dtype=torch.float64), 2, beta=rso_beta, generator=gen) for row in rso_pool]
-    data["RSO"] = candidate_pairs(rso_pool, picks).label(annotators)
+    own_data["RSO"] = candidate_pairs(rso_pool, picks).label(annotators)
     # DRO: every response of the comparisons on its own, scored by the RM
     singles = [(r["prompt"], r[side]) for r in rows for side in ("chosen", "rejected")]
-    data["DRO"] = [{"prompt": p, "completion": c, "reward": float(s)}
-                   for (p, c), s in zip(singles, reward_model([p for p, _ in singles], [c for _, c in singles]))]
-print(f"{len(rows)} comparisons; training {', '.join(text_methods)}" + "".join(f"; {k} gets {len(v)} rows" for k, v in data.items() if k != "comparisons"))
+    own_data["DRO"] = [{"prompt": p, "completion": c, "reward": float(s)}
+                       for (p, c), s in zip(singles, reward_model([p for p, _ in singles], [c for _, c in singles]))]
+print(f"{len(rows)} comparisons; training {', '.join(text_methods)}" + "".join(f"; {k} gets {len(v)} rows" for k, v in own_data.items()))
 
 # %%
 frontier, kl_interval = {}, {}
-for name, (source, settings) in tqdm(text_methods.items(), desc="text world"):
+for name, settings in tqdm(text_methods.items(), desc="text world"):
     torch.manual_seed(seed)
     policy = copy.deepcopy(sft)
     settings = {"beta": beta, **settings}
-    train_preference(policy, PreferenceConfig(learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed, **settings), data[source], tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed, **settings), own_data.get(name, rows), tokenizer=tokenizer)
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)
     frontier[name] = {k: point[k] for k in ("kl", "gold", "win_rate")}
     kl_interval[name] = mean_interval(point["samples"]["kl"], seed=seed)  # over the evaluation samples
@@ -266,5 +264,5 @@ chapter.finish(
         "sft_gold": sft_gold,
     },
     {"dro_value": value, "dro_log_partition": task_beta * task.log_partition(task_beta).item(),
-     **({"rso_pairs": len(data["RSO"])} if "RSO" in data else {})},
+     **({"rso_pairs": len(own_data["RSO"])} if "RSO" in own_data else {})},
 )

@@ -162,7 +162,7 @@ def render_conversation(row, tokenizer):
         return row
 
     def render(response) -> dict:
-        messages = [{"role": "assistant", "content": response}] if isinstance(response, str) else response
+        messages = response_field(row["prompt"], response) if isinstance(response, str) else response
         return maybe_apply_chat_template({"prompt": row["prompt"], "completion": messages}, tokenizer)
 
     rendered = dict(row)
