@@ -14,11 +14,13 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: book test unit sync lab zoo small-model clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml binder/overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# JupyterLab's settings for this project (no news prompt), as binder/postBuild installs them
+	install -D -m 644 binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 book: $(VENV)/.installed  ## run every chapter headless (PROFILE=tiny by default), then print the metrics table
@@ -29,10 +31,11 @@ book: $(VENV)/.installed  ## run every chapter headless (PROFILE=tiny by default
 test: $(VENV)/.installed  ## the test suite: survey_lib, pairing, every chapter within its bands
 	$(BIN)/python -m pytest
 
-unit: $(VENV)/.installed  ## the fast subset for the edit loop: no chapter runs, no SmolLM2
-	$(BIN)/python -m pytest -m "not chapter and not small"
+unit: $(VENV)/.installed  ## the fast subset for the edit loop: no chapter runs, no SmolLM2, no browser
+	$(BIN)/python -m pytest -m "not chapter and not small and not browser"
 
-sync: $(VENV)/.installed  ## regenerate each chapter's .ipynb from its hand-edited .py
+sync: $(VENV)/.installed  ## write the install cell (survey_lib/colab.py), then regenerate each .ipynb from its .py
+	$(BIN)/python -m survey_lib.colab $(CHAPTERS)
 	$(BIN)/jupytext --sync $(CHAPTERS)
 
 lab: $(VENV)/.installed  ## open the chapters in JupyterLab

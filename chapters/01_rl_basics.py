@@ -79,6 +79,7 @@ from survey_lib.rl_basics import (
     train_towards_optimum,
 )
 from survey_lib.sequences import encode_prompt
+from survey_lib.widgets import beta_explorer
 from survey_lib.world.enumerable import EnumerableTask
 
 chapter = Chapter("01_rl_basics", globals())
@@ -239,6 +240,16 @@ ax.bar(np.arange(24) + 0.2, log_pi_star[order].exp(), width=0.4, label=f"pi*, be
 ax.set(xlabel="sequence (the 24 most likely under pi*)", ylabel="probability", title="pi* reweights pi_ref by exp(r / beta)")
 ax.legend()
 chapter.show(fig, "optimum")
+
+# %% [markdown]
+# Move β and watch the trade: a small β lets $\pi^\star$ pile onto the highest-reward
+# sequences (a high expected reward, far from $\pi_{\mathrm{ref}}$); a large β keeps it close to
+# $\pi_{\mathrm{ref}}$. The two numbers under the slider are exact, and
+# $J(\pi^\star) = \mathbb{E}_{\pi^\star}[r] - \beta\,\mathrm{KL}(\pi^\star\|\pi_{\mathrm{ref}}) = \beta\log Z$.
+# (Run headless, the cell prints them for a few values of β.)
+
+# %%
+beta_explorer(task, beta)
 
 # %% [markdown]
 # ## 5. Training a token-level policy towards $\pi^\star$

@@ -31,6 +31,7 @@ import torch
 from ._checks import check_range
 from .profiles import get_profile
 from .sizes import chapter_sizes
+from .widgets import in_notebook
 
 PARAMETER_TYPES = (bool, int, float, str)
 
@@ -59,8 +60,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _in_notebook() -> bool:
-    return "ipykernel" in sys.modules
+def on_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def format_value(value) -> str:
+    """A metric as the book prints it: floats to 4 significant digits, dicts inline."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def _parse(name: str, text: str, default):
@@ -119,7 +129,7 @@ class Chapter:
 
     def __init__(self, slug: str, namespace: dict):
         self.slug, self.started = slug, time.time()
-        changes = {} if _in_notebook() else apply_overrides(namespace, sys.argv[1:])  # in Jupyter, argv is the kernel's
+        changes = {} if in_notebook() else apply_overrides(namespace, sys.argv[1:])  # in Jupyter, argv is the kernel's
         self.profile = get_profile(namespace["profile"])
         sized = {k: v for k, v in chapter_sizes(slug, self.profile.name).items() if k not in changes}
         unknown = sorted(set(sized) - set(namespace))
@@ -128,6 +138,9 @@ class Chapter:
         if sized:
             namespace.update(sized)
             print(f"profile {self.profile.name}: " + ", ".join(f"{k}={v}" for k, v in sized.items()) + " (survey_lib/sizes.py)")
+        if on_colab() and self.profile.name == "tiny" and torch.cuda.is_available():
+            print('this runtime has a GPU: set profile = "colab" in the parameters cell to run a Hub model with QLoRA '
+                  "(the tiny profile runs the CPU zoo)")
         check_range("seed", namespace["seed"], 0)
         seed_everything(namespace["seed"])
         self.parameters = {k: v for k, v in namespace.items() if not k.startswith("_") and type(v) in PARAMETER_TYPES}
@@ -137,7 +150,7 @@ class Chapter:
         path = results_dir() / "figures" / f"{self.slug}-{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=110, bbox_inches="tight")
-        if _in_notebook():  # show the saved PNG: works whatever matplotlib backend the kernel has
+        if in_notebook():  # show the saved PNG: works whatever matplotlib backend the kernel has
             from IPython.display import Image, display
 
             display(Image(filename=str(path)))
@@ -162,4 +175,10 @@ class Chapter:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=2, default=float) + "\n")
         tmp.replace(path)  # atomic: a reader never sees half a file
-        print(json.dumps({"chapter": self.slug, **headline}, default=float))
+        if in_notebook():  # a reader gets a table; scripts and CI keep the one JSON line
+            from IPython.display import Markdown, display
+
+            rows = "\n".join(f"| {k} | {format_value(v)} |" for k, v in headline.items())
+            display(Markdown(f"**{self.slug}: the headline** (also in `{path}`)\n\n| metric | value |\n|---|---|\n{rows}"))
+        else:
+            print(json.dumps({"chapter": self.slug, **headline}, default=float))

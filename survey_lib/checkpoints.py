@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .widgets import live_curves
+
 FILENAME = "checkpoint.pt"
 
 
@@ -123,10 +125,12 @@ class TrainingLoop:
         self.model, self.optimizer, self.config = model, optimizer, config
         self.fingerprint = settings_fingerprint(config, *data)
         self.start, self.history, self.extra = resume_checkpoint(config.output_dir, model, optimizer, self.fingerprint)
+        self.total, self.dashboard = None, None  # set by `steps`
 
     def steps(self, total: int, desc: str, progress: bool):
-        """Steps `start` .. `total` - 1, with a progress bar when `progress`."""
-        self.total = total
+        """Steps `start` .. `total` - 1, with a progress bar when `progress`; in a notebook,
+        `record` also draws the run's live curves (`widgets.live_curves`)."""
+        self.total, self.dashboard = total, live_curves(desc)
         return tqdm(range(self.start, total), desc=desc, disable=not progress, initial=self.start, total=total)
 
     def update(self, loss: torch.Tensor, step: int, *, rows=None, max_grad_norm: float | None = None) -> None:
@@ -145,6 +149,8 @@ class TrainingLoop:
         """Append the step's record; when a checkpoint is due, write it with `extra`, first
         updated by `state()` (the loop's state as tensors and plain types: only gathered then)."""
         self.history.append(record)
+        if self.dashboard is not None:
+            self.dashboard.update(self.history, self.total)
         config = self.config
         if config.output_dir and ((step + 1) % config.save_steps == 0 or step + 1 == self.total):
             if state is not None:

@@ -9,15 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .book import results_dir
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
-    return str(value)
+from .book import format_value, results_dir
 
 
 def summary_table() -> str:
@@ -26,7 +18,7 @@ def summary_table() -> str:
         raise SystemExit(f"no chapter results in {results_dir()}/; run the chapters first (make book)")
     lines = ["| chapter | headline metrics | wall s | peak RSS MB |", "|---|---|---|---|"]
     for r in records:
-        metrics = "<br>".join(f"{k} = {_fmt(v)}" for k, v in r["headline"].items())
+        metrics = "<br>".join(f"{k} = {format_value(v)}" for k, v in r["headline"].items())
         lines.append(f"| {r['chapter']} | {metrics} | {r['wall_seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_range, check_type
+from .widgets import live_curves
 from .world.enumerable import EnumerableTask
 
 # ---------------------------------------------------------------- 1. the bandit
@@ -197,6 +198,7 @@ def train_towards_optimum(task: EnumerableTask, config: PolicyGradientConfig, pr
     policy = task.new_policy(config.init)
     opt = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
     kl, objective = [task.kl_to_optimum(policy, config.beta)], [task.objective(policy, config.beta).item()]
+    curves, history = live_curves(config.method), []  # the live dashboard, in a notebook
     for _ in tqdm(range(config.steps), desc=config.method, disable=not progress):
         seqs = policy.sample(config.batch_size, gen)
         with torch.no_grad():
@@ -224,4 +226,7 @@ def train_towards_optimum(task: EnumerableTask, config: PolicyGradientConfig, pr
                     opt.step()
         kl.append(task.kl_to_optimum(policy, config.beta))
         objective.append(task.objective(policy, config.beta).item())
+        if curves is not None:
+            history.append({"KL(π ‖ π*)": kl[-1], "J(π)": objective[-1]})
+            curves.update(history, config.steps)
     return {"policy": policy, "kl_to_optimum": np.array(kl), "objective": np.array(objective)}

@@ -43,6 +43,16 @@ def test_objective_identity_J_equals_beta_logZ_minus_beta_kl(task):
     assert lhs == pytest.approx(rhs, abs=1e-5)
 
 
+def test_optimum_summary_gives_beta_log_z_and_trades_reward_for_kl_as_beta_falls(task):
+    summaries = {beta: task.optimum_summary(beta) for beta in (0.1, 1.0, 10.0)}
+    for beta, s in summaries.items():  # J(pi*) = E*[r] - beta KL(pi* || pi_ref) = beta log Z
+        assert s["expected_reward"] - beta * s["kl_to_reference"] == pytest.approx((beta * task.log_partition(beta)).item(), abs=1e-4)
+    rewards = [summaries[b]["expected_reward"] for b in (10.0, 1.0, 0.1)]
+    kls = [summaries[b]["kl_to_reference"] for b in (10.0, 1.0, 0.1)]
+    assert rewards == sorted(rewards) and kls == sorted(kls)
+    assert summaries[0.1]["expected_reward"] == pytest.approx(task.rewards.max().item(), abs=0.2)
+
+
 def test_tabular_represents_any_distribution_exactly(task):
     beta = 0.5
     star = task.tabular(task.optimal_logprobs(beta))

@@ -20,10 +20,12 @@ each with four fresh SFT answers:
   on seed 11 (an earlier protocol, one SFT answer per prompt as the baseline, had read +0.24
   to +0.31). Four epochs, chosen on seed 11: +0.62 [0.51, 0.75] there; on seed 23, not looked at
   before: +0.31 [0.18, 0.45];
-- an online method, ten RLOO steps of 32 responses with the gold as its reward, does too.
-  Measured: +0.66 [0.53, 0.79] on seed 0 in this test; +0.38 [0.24, 0.52] on seed 0 and
-  +0.38 [0.22, 0.52] on seed 7 (bf16 autocast, sampled separately from this test); mostly by
-  learning to end a review within the limit.
+- an online method, ten RLOO steps of 32 responses with the gold as its reward, on QLoRA (a
+  4-bit NF4 base, frozen, and LoRA adapters, the only trainable weights), does too. Measured
+  on QLoRA: +0.62 [0.48, 0.76] on seed 0 (343 s of training), +0.62 [0.48, 0.74] on seed 31, not looked at
+  before. On the fp32 base: +0.66 [0.53, 0.79] on seed 0 in this test; +0.38 [0.24, 0.52] on
+  seed 0 and +0.38 [0.22, 0.52] on seed 7 (bf16 autocast, sampled separately from this
+  test); mostly by learning to end a review within the limit.
 
 Sampling and a held-out evaluation dominate the time: the module takes about 13 minutes on
 2 cores (the issue's budget for all small tests was 6; these three claims need these sizes
@@ -46,6 +48,7 @@ seeds not looked at.
 """
 import os
 
+import bitsandbytes as bnb
 import numpy as np
 import pytest
 import torch
@@ -138,9 +141,13 @@ def test_dpo_on_best_and_worst_of_four_raises_the_gold_of_fresh_samples_over_the
     assert gain_over_sft(world, policy, tokenizer, held_out, "DPO")["low"] > 0
 
 
-def test_rloo_on_the_gold_raises_the_gold_of_fresh_samples_over_the_sft_policy(held_out):
+def test_rloo_with_qlora_on_the_gold_trains_only_adapters_and_raises_the_gold_of_fresh_samples(held_out):
     world = SMALL.world(SEED)
-    policy, tokenizer = SMALL.load("text")
+    policy, tokenizer = SMALL.load("text", quantization="nf4")
+    frozen = {n: p.detach().clone() for n, p in policy.named_parameters() if not p.requires_grad}
+    assert all("lora_" in n for n, p in policy.named_parameters() if p.requires_grad)
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in policy.modules())  # a 4-bit NF4 base
     config = GroupConfig(learning_rate=3e-3, steps=10, batch_size=32, num_generations=4, beta=0.05, seed=SEED)
     train_group_policy(policy, config, list(world.prompts), tokenizer=tokenizer, reward=world.gold_reward, method="rloo")
-    assert gain_over_sft(world, policy, tokenizer, held_out, "RLOO")["low"] > 0
+    assert all(torch.equal(frozen[n], p) for n, p in policy.named_parameters() if n in frozen)
+    assert gain_over_sft(world, policy, tokenizer, held_out, "RLOO (QLoRA)")["low"] > 0

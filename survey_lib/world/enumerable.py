@@ -172,6 +172,15 @@ class EnumerableTask:
         """log pi*(y) for the KL-regularised objective with coefficient beta."""
         return self.ref_logprobs() + self.rewards / beta - self.log_partition(beta)
 
+    def optimum_summary(self, beta: float) -> dict[str, float]:
+        """pi*'s expected reward E_pi*[r] and its distance KL(pi* || pi_ref) at this beta
+        (chapter 01's beta explorer): J(pi*) = beta log Z is their difference, beta-weighted."""
+        log_pi_star = self.optimal_logprobs(beta)
+        return {
+            "expected_reward": float((log_pi_star.exp() * self.rewards).sum()),
+            "kl_to_reference": float(exact_kl(log_pi_star, self.ref_logprobs())),
+        }
+
     def objective(self, policy: TabularPolicy, beta: float) -> torch.Tensor:
         """J(pi) = E_pi[r] - beta KL(pi || pi_ref), exactly."""
         logp = policy.sequence_logprobs(self.sequences)

@@ -1,0 +1,127 @@
+"""Views a reader watches or plays with in JupyterLab; plain text, or nothing, headless.
+
+Used by every trainer (`LiveCurves`: the training dashboard, through `checkpoints.TrainingLoop`
+and chapter 01's `rl_basics.train_towards_optimum`) and by chapter 01 (`beta_explorer`, an
+ipywidgets slider). In a notebook a view redraws in place; in a script, in CI or under
+papermill's headless runs of the `.py`, the dashboard shows nothing and the explorer prints
+a table of what it would show, so headless output stays as it was.
+"""
+from __future__ import annotations
+
+import io
+import sys
+import time
+
+import numpy as np
+
+from ._checks import check_range
+from .world.enumerable import EnumerableTask
+
+DASHBOARDS = True
+"""Whether trainers draw their live curves in a notebook; set False to keep only the progress bars."""
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (JupyterLab, Colab, papermill), not a script."""
+    return "ipykernel" in sys.modules
+
+
+def figure_png(figure, dpi: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+class LiveCurves:
+    """A training run's statistics as curves, redrawn in place at most every `every_seconds`
+    (and at the last step): loss, reward, KL and whatever else the trainer records. Runs
+    started in the same notebook cell share one panel, each replacing the last, so a cell
+    that fits many models shows the current one instead of a wall of plots.
+
+    Made by `live_curves`, which returns None outside a notebook."""
+
+    _panel: tuple[int, object] | None = None  # (the cell's execution count, its display handle)
+
+    def __init__(self, title: str, every_seconds: float = 1.0):
+        from IPython import get_ipython
+        from IPython.display import display
+
+        self.title, self.every_seconds, self.drawn_at = title, every_seconds, -np.inf
+        cell = getattr(get_ipython(), "execution_count", None)
+        if LiveCurves._panel is None or LiveCurves._panel[0] != cell:
+            LiveCurves._panel = (cell, display(f"{title}: starting", display_id=True))
+        self.handle = LiveCurves._panel[1]
+
+    def update(self, history: list[dict], total: int | None = None) -> None:
+        """Redraw from `history` (one dict per step) when due: at most every `every_seconds`,
+        and always at step `total`."""
+        done = total is not None and len(history) >= total
+        if not history or (not done and time.monotonic() - self.drawn_at < self.every_seconds):
+            return
+        from IPython.display import Image
+        from matplotlib.figure import Figure  # no pyplot: the chapter's own figures stay untouched
+
+        keys = [k for k, v in history[-1].items() if k != "step" and isinstance(v, (int, float))][:6]
+        columns = min(3, len(keys)) or 1
+        figure = Figure(figsize=(3.3 * columns, 2.3 * ((len(keys) + columns - 1) // columns or 1)))
+        for i, key in enumerate(keys):
+            ax = figure.add_subplot((len(keys) + columns - 1) // columns, columns, i + 1)
+            ax.plot([h.get(key, np.nan) for h in history], lw=1.2)
+            ax.set(title=key, xlabel="step")
+        progress = f"step {len(history)}" + (f" of {total}" if total else "")
+        figure.suptitle(f"{self.title}: {progress}" + (" (done)" if done else ""), fontsize=10)
+        figure.tight_layout()
+        self.handle.update(Image(data=figure_png(figure)))
+        self.drawn_at = time.monotonic()
+
+
+def live_curves(title: str) -> LiveCurves | None:
+    """A `LiveCurves` dashboard in a notebook (unless `DASHBOARDS` is False); None headless."""
+    return LiveCurves(title) if DASHBOARDS and in_notebook() else None
+
+
+def beta_figure_png(task: EnumerableTask, beta: float) -> bytes:
+    """pi_ref and pi* at `beta` over every sequence, ordered by reward, as a PNG."""
+    from matplotlib.figure import Figure  # no pyplot: a widget's redraw must not touch global figures
+
+    order = np.argsort(task.rewards.numpy())
+    figure = Figure(figsize=(7, 2.8))
+    ax = figure.subplots()
+    x = np.arange(task.num_sequences)
+    ax.fill_between(x, task.ref_logprobs().exp().numpy()[order], step="mid", color="0.75", label="π_ref")
+    ax.plot(x, task.optimal_logprobs(beta).exp().numpy()[order], drawstyle="steps-mid", color="C1", label=f"π*, β = {beta:.3g}")
+    ax.set(xlabel="sequence, ordered by reward r(y) (lowest left)", ylabel="probability", title="π* ∝ π_ref · exp(r / β)")
+    ax.legend(loc="upper left", fontsize=8)
+    return figure_png(figure)
+
+
+def beta_summary_line(task: EnumerableTask, beta: float) -> str:
+    summary = task.optimum_summary(beta)
+    return (f"β = {beta:.3g}: E_π*[r] = {summary['expected_reward']:.3f}, "
+            f"KL(π* ‖ π_ref) = {summary['kl_to_reference']:.3f} nats")
+
+
+def beta_explorer(task: EnumerableTask, beta: float, *, low: float = 0.05, high: float = 20.0):
+    """A slider for β that redraws π* ∝ π_ref·exp(r/β) with its expected reward and its KL to
+    π_ref (chapter 01, section 4). Returns the widget in a notebook; headless, prints both
+    numbers for β from `low` to `high` and returns None."""
+    check_range("low", low, 0, low_open=True)
+    check_range("high", high, low, low_open=True)
+    check_range("beta", beta, low, high)
+    if not in_notebook():
+        for b in sorted({*np.geomspace(low, high, 7).round(3), beta}):
+            print(beta_summary_line(task, float(b)))
+        return None
+    import ipywidgets as widgets
+
+    slider = widgets.FloatLogSlider(value=beta, base=10, min=np.log10(low), max=np.log10(high), step=0.02,
+                                    description="β", continuous_update=False, readout_format=".3g")
+    summary = widgets.HTML(beta_summary_line(task, beta))
+    image = widgets.Image(value=beta_figure_png(task, beta), format="png")
+
+    def redraw(change):
+        summary.value = beta_summary_line(task, change["new"])
+        image.value = beta_figure_png(task, change["new"])
+
+    slider.observe(redraw, names="value")
+    return widgets.VBox([slider, summary, image])

@@ -1,0 +1,111 @@
+"""The reader's live views (issue 20): chapter 01's β explorer and a chapter's headline
+table, as a notebook shows them and as a script prints them. The browser test drives the
+same widget in JupyterLab."""
+import json
+
+import pytest
+
+from survey_lib import book, widgets
+from survey_lib.book import Chapter
+from survey_lib.world.enumerable import EnumerableTask
+
+
+@pytest.fixture(scope="module")
+def task():
+    return EnumerableTask(vocab_size=3, length=3, seed=0)
+
+
+def test_headless_the_beta_explorer_prints_exact_numbers_for_a_range_of_beta(task, capsys):
+    assert widgets.beta_explorer(task, 0.5) is None
+    lines = capsys.readouterr().out.splitlines()
+    assert widgets.beta_summary_line(task, 0.5) in lines and len(lines) == 8  # seven βs from low to high, and 0.5
+
+
+def test_in_a_notebook_moving_the_slider_redraws_the_numbers_and_the_picture(task, monkeypatch):
+    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
+    view = widgets.beta_explorer(task, 0.5)
+    slider, summary, image = view.children
+    before = (summary.value, bytes(image.value))
+    assert summary.value == widgets.beta_summary_line(task, 0.5) and bytes(image.value).startswith(b"\x89PNG")
+    slider.value = 0.1
+    assert summary.value == widgets.beta_summary_line(task, 0.1) and (summary.value, bytes(image.value)) != before
+    kl = task.optimum_summary(0.1)["kl_to_reference"]
+    assert f"{kl:.3f}" in summary.value
+
+
+@pytest.mark.parametrize("kwargs, match", [({"beta": 50.0}, "beta"), ({"beta": 1.0, "low": 0.0}, "low"), ({"beta": 1.0, "high": 0.01}, "high")])
+def test_the_beta_explorer_names_a_bad_range(task, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        widgets.beta_explorer(task, **kwargs)
+
+
+def test_a_notebook_gets_the_headline_as_a_table_a_script_as_one_json_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SURVEY_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["01_demo.py"])
+    Chapter("01_demo", {"profile": "tiny", "seed": 0}).finish({"kl_end": 0.012345, "gain": {"low": 0.1}})
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"chapter": "01_demo", "kl_end": 0.012345, "gain": {"low": 0.1}}
+
+    shown = []
+    monkeypatch.setattr(book, "in_notebook", lambda: True)
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    Chapter("01_demo", {"profile": "tiny", "seed": 0}).finish({"kl_end": 0.012345, "gain": {"low": 0.1}})
+    assert capsys.readouterr().out == ""
+    table = shown[0].data
+    assert "| kl_end | 0.01235 |" in table and "| gain | {low: 0.1} |" in table
+
+
+class FakeHandle:
+    def __init__(self):
+        self.shown = []
+
+    def update(self, obj):
+        self.shown.append(obj)
+
+
+@pytest.fixture
+def notebook_cell(monkeypatch):
+    """A notebook kernel whose cells' displays are recorded: returns a function that starts cell n."""
+    handles = []
+    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
+    monkeypatch.setattr(widgets.LiveCurves, "_panel", None)
+    monkeypatch.setattr("IPython.display.display", lambda obj, display_id=None: handles.append(FakeHandle()) or handles[-1])
+    shell = type("Shell", (), {"execution_count": 1})()
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+
+    def start_cell(n):
+        shell.execution_count = n
+        return handles
+    return start_cell
+
+
+def test_a_trainer_draws_live_curves_in_a_notebook_one_panel_per_cell_and_nothing_headless(notebook_cell, monkeypatch):
+    from survey_lib.reward_models import RewardConfig, train_reward_model
+    from survey_lib.models import load_model
+
+    model, tokenizer = load_model("tiny-text-lm", head="reward")
+    rows = [{"prompt": "the movie", "chosen": "was great", "rejected": "was bad"}] * 8
+    handles = notebook_cell(1)
+    train_reward_model(model, RewardConfig(epochs=1, batch_size=4, min_steps=5), rows, tokenizer=tokenizer)
+    train_reward_model(model, RewardConfig(epochs=1, batch_size=4, min_steps=5), rows, tokenizer=tokenizer)
+    assert len(handles) == 1  # the second fit in the same cell replaces the first one's curves
+    last = handles[0].shown[-1]
+    assert last.data.startswith(b"\x89PNG")  # the final draw, at the last step, always happens
+    notebook_cell(2)
+    train_reward_model(model, RewardConfig(epochs=1, batch_size=4, min_steps=3), rows, tokenizer=tokenizer)
+    assert len(handles) == 2
+
+    monkeypatch.setattr(widgets, "in_notebook", lambda: False)
+    assert widgets.live_curves("headless") is None
+    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
+    monkeypatch.setattr(widgets, "DASHBOARDS", False)
+    assert widgets.live_curves("switched off") is None
+
+
+def test_live_curves_redraw_at_most_every_interval_and_always_at_the_end(notebook_cell):
+    handles = notebook_cell(1)
+    curves = widgets.LiveCurves("run", every_seconds=3600)
+    history = []
+    for step in range(5):
+        history.append({"step": step, "loss": 1.0 / (step + 1), "kl": 0.1 * step})
+        curves.update(history, total=5)
+    assert len(handles[0].shown) == 2  # the first step, then the last
