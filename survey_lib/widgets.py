@@ -9,6 +9,7 @@ a table of what it would show, so headless output stays as it was.
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 
@@ -21,9 +22,19 @@ DASHBOARDS = True
 """Whether trainers draw their live curves in a notebook; set False to keep only the progress bars."""
 
 
+STATIC_ENV = "SURVEY_STATIC_OUTPUT"
+"""Set (to anything but "") while a notebook runs for a page with no kernel behind it (`make site`):
+ipywidgets then show their headless form, which a static page can display."""
+
+
 def in_notebook() -> bool:
     """Whether this runs in a Jupyter kernel (JupyterLab, Colab, papermill), not a script."""
     return "ipykernel" in sys.modules
+
+
+def live_widgets() -> bool:
+    """Whether an ipywidgets control can be live: in a notebook whose output a kernel serves."""
+    return in_notebook() and not os.environ.get(STATIC_ENV)
 
 
 def figure_png(figure, dpi: int = 90) -> bytes:
@@ -103,12 +114,12 @@ def beta_summary_line(task: EnumerableTask, beta: float) -> str:
 
 def beta_explorer(task: EnumerableTask, beta: float, *, low: float = 0.05, high: float = 20.0):
     """A slider for β that redraws π* ∝ π_ref·exp(r/β) with its expected reward and its KL to
-    π_ref (chapter 01, section 4). Returns the widget in a notebook; headless, prints both
-    numbers for β from `low` to `high` and returns None."""
+    π_ref (chapter 01, section 4). Returns the widget in a notebook; headless or for a static
+    page, prints both numbers for β from `low` to `high` and returns None."""
     check_range("low", low, 0, low_open=True)
     check_range("high", high, low, low_open=True)
     check_range("beta", beta, low, high)
-    if not in_notebook():
+    if not live_widgets():
         for b in sorted({*np.geomspace(low, high, 7).round(3), beta}):
             print(beta_summary_line(task, float(b)))
         return None

@@ -190,3 +190,62 @@ def test_a_chapters_py_opens_as_a_notebook_through_jupytext(lab, page):
     assert page.evaluate(TAGGED_PARAMETERS) >= 0
     page.screenshot(path=SHOTS / "03_reward_models-py-as-notebook.png")
     page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, browser):
+    """The book's site with chapter 01 (`make site` builds every chapter the same way), served on localhost."""
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "SURVEY_RESULTS_DIR": str(out / "results")}
+    subprocess.run([sys.executable, "-m", "survey_lib.site", "--chapters", "01_rl_basics", "--out", str(out)],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(out / "html")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(60):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.25)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_the_rendered_book_shows_its_contents_math_and_figures_without_the_network(site, page):
+    outside = []
+
+    def local_only(route):  # a request anywhere but this machine is recorded and refused
+        host = route.request.url.split("/")[2] if "://" in route.request.url else ""
+        if host.split(":")[0] in ("127.0.0.1", "localhost", "") or route.request.url.startswith("data:"):
+            return route.continue_()
+        outside.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", local_only)
+    page.goto(f"{site}/index.html", wait_until="load")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "site-index.png", full_page=True)
+    readme_rows = (ROOT / "README.md").read_text().count("\n| 0") + (ROOT / "README.md").read_text().count("\n| 10")
+    table = page.locator("table").first
+    assert table.locator("tbody tr").count() == readme_rows  # every chapter, planned ones included
+    assert table.locator("a", has_text="RL basics").count() == 1 and table.locator("a", has_text="01_rl_basics.py").count() == 1
+
+    table.locator("a", has_text="RL basics").click()
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => window.MathJax?.Hub?.Queue", timeout=30_000)
+    page.evaluate("() => window.MathJax.Hub.Queue(() => { window.typesetDone = true; })")  # runs after the page's typesetting
+    page.wait_for_function("() => window.typesetDone", timeout=60_000)
+    # MathJax, served by the site, has typeset every display and inline formula
+    assert page.locator("div.math .MathJax_Display").count() == page.locator("div.math").count() > 0
+    assert page.locator("span.math.notranslate .MathJax").count() == page.locator("span.math.notranslate").count() > 10
+    assert page.locator("text=/(MathJax.*error|failed to load)/i").count() == 0
+    page.wait_for_function("() => [...document.querySelectorAll('img')].filter(i => i.naturalWidth > 100).length >= 4", timeout=30_000)
+    assert page.locator("text=β = 0.5: E_π*[r]").count() >= 1  # the β explorer in its static form
+    page.locator("img").nth(1).scroll_into_view_if_needed()
+    page.screenshot(path=SHOTS / "site-01_rl_basics.png")
+    page.evaluate("() => document.querySelectorAll('div.math')[2].scrollIntoView()")  # section 4's display math
+    page.screenshot(path=SHOTS / "site-01_rl_basics-math.png")
+    assert outside == [], outside

@@ -33,6 +33,12 @@ def test_in_a_notebook_moving_the_slider_redraws_the_numbers_and_the_picture(tas
     assert f"{kl:.3f}" in summary.value
 
 
+def test_for_a_static_page_the_beta_explorer_prints_its_table_even_in_a_notebook(task, monkeypatch, capsys):
+    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
+    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+    assert widgets.beta_explorer(task, 0.5) is None and widgets.beta_summary_line(task, 0.5) in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("kwargs, match", [({"beta": 50.0}, "beta"), ({"beta": 1.0, "low": 0.0}, "low"), ({"beta": 1.0, "high": 0.01}, "high")])
 def test_the_beta_explorer_names_a_bad_range(task, kwargs, match):
     with pytest.raises(ValueError, match=match):
