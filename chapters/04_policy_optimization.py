@@ -89,6 +89,7 @@ from survey_lib.preference_data import candidate_rows, sample_candidates, sample
 from survey_lib.preference_config import PreferenceConfig
 from survey_lib.preference_training import train_preference
 from survey_lib.reward_models import RewardConfig, train_reward_model
+from survey_lib.widgets import frontier_explorer
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 
 chapter = Chapter("04_policy_optimization", globals())
@@ -122,11 +123,12 @@ prompts = list(world.prompts)
 print(f"SFT policy: gold reward {sft_gold:.3f}, proxy reward {sft_proxy:.3f}")
 
 
-def evaluate(policy) -> tuple[dict, list[str]]:
+def evaluate(policy) -> tuple[dict, list[tuple]]:
     """KL from the SFT policy, gold and proxy reward and win rate on fresh samples
-    (`survey_lib.policy_eval`), and the samples themselves, to read."""
+    (`survey_lib.policy_eval`), and the first few samples, (prompt, response, gold), to read."""
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3, proxy=proxy)
-    return {k: point[k] for k in ("kl", "gold", "proxy", "win_rate")}, point["completions"]
+    shown = list(zip(baseline.prompts[:6], point["completions"][:6], point["samples"]["gold"][:6]))
+    return {k: point[k] for k in ("kl", "gold", "proxy", "win_rate")}, shown
 
 
 def train_from_sft(train):
@@ -186,7 +188,7 @@ def run_ppo(config: PPOConfig, every: int | None = None):
 
 ppo_policy, ppo_history, ppo_path = run_ppo(ppo_config, every=eval_every)
 ppo_point, ppo_samples = evaluate(ppo_policy)
-frontier = {"PPO": ppo_point}
+frontier, samples = {"PPO": ppo_point}, {"PPO": ppo_samples}
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
 ppo_training_curves(axes, ppo_history, kl_target)
@@ -197,7 +199,7 @@ for p in ppo_path:
     print(f"  step {p['step']:3d}: KL {p['kl']:5.2f}  gold {p['gold']:.3f}  proxy {p['proxy']:.3f}")
 best = max(ppo_path, key=lambda p: p["gold"])
 print(f"PPO's best gold reward {best['gold']:.3f} at KL {best['kl']:.2f} (SFT: {sft_gold:.3f})")
-print("samples:", ppo_samples[:4])
+print("samples:", [response for _, response, _ in ppo_samples[:4]])
 
 # %% [markdown]
 # The critic starts from the reward model, so its value loss is small from the first
@@ -255,7 +257,7 @@ group_config = GroupConfig(steps=rl_steps, batch_size=batch_size, learning_rate=
 for method in ("rloo", "grpo"):
     policy, _ = train_from_sft(lambda policy: train_group_policy(
         policy, group_config, prompts, tokenizer=tokenizer, reward=proxy, method=method, progress=True))
-    frontier[method.upper()], _ = evaluate(policy)
+    frontier[method.upper()], samples[method.upper()] = evaluate(policy)
     del policy
 
 # %% [markdown]
@@ -279,7 +281,7 @@ ranked_rows = candidate_rows(ranking_pool, candidates, proxy(repeated, candidate
 for loss in ("rrhf", "pro"):
     ranking_config = PreferenceConfig(loss=loss, learning_rate=learning_rate, epochs=ranking_epochs, seed=seed)
     policy, _ = train_from_sft(lambda policy: train_preference(policy, ranking_config, ranked_rows, tokenizer=tokenizer))
-    frontier[loss.upper()], _ = evaluate(policy)
+    frontier[loss.upper()], samples[loss.upper()] = evaluate(policy)
     del policy
 
 # %% [markdown]
@@ -313,6 +315,13 @@ chapter.show(fig, "frontier")
 print(f"SFT: gold {sft_gold:.3f}, proxy {sft_proxy:.3f}")
 for name, p in frontier.items():
     print(f"{name:12s} KL {p['kl']:5.2f}  gold {p['gold']:.3f}  proxy {p['proxy']:.3f}")
+
+# %% [markdown]
+# Numbers hide what a policy writes. Tick the methods to show and pick one to read its samples
+# (headless, this cell prints one sample per method):
+
+# %%
+frontier_explorer(trained, samples)
 
 # %% [markdown]
 # **Reading the frontier.** Every method raises the gold reward above the SFT policy's

@@ -104,6 +104,7 @@ from survey_lib.preference_config import PreferenceConfig
 from survey_lib.preference_training import train_preference
 from survey_lib.reward_models import RewardConfig, train_reward_model
 from survey_lib.stats import mean_interval
+from survey_lib.widgets import frontier_explorer
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators
 from survey_lib.world.enumerable import EnumerableTask
 
@@ -199,7 +200,7 @@ if {"RSO", "DRO"} & set(text_methods):  # both learn through a reward model, fit
 print(f"{len(rows)} comparisons; training {', '.join(text_methods)}" + "".join(f"; {k} gets {len(v)} rows" for k, v in own_data.items()))
 
 # %%
-frontier, kl_interval = {}, {}
+frontier, kl_interval, samples = {}, {}, {}
 for name, settings in tqdm(text_methods.items(), desc="text world"):
     torch.manual_seed(seed)
     policy = copy.deepcopy(sft)
@@ -208,6 +209,7 @@ for name, settings in tqdm(text_methods.items(), desc="text world"):
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)
     frontier[name] = {k: point[k] for k in ("kl", "gold", "win_rate")}
     kl_interval[name] = mean_interval(point["samples"]["kl"], seed=seed)  # over the evaluation samples
+    samples[name] = list(zip(baseline.prompts[:6], point["completions"][:6], point["samples"]["gold"][:6]))  # to read
     del policy
 
 sft_gold = float(baseline.gold.mean())
@@ -229,6 +231,13 @@ print(f"SFT gold reward {sft_gold:.3f}")
 for name, p in frontier.items():
     print(f"{name:18s} KL {p['kl']:6.2f} [{kl_interval[name]['low']:5.2f}, {kl_interval[name]['high']:5.2f}]  "
           f"gold {p['gold']:.3f}  win rate {p['win_rate']:.3f}")
+
+# %% [markdown]
+# Tick the methods to show on the plane and pick one to read what it writes (headless, this
+# cell prints one sample per method):
+
+# %%
+frontier_explorer(frontier, samples)
 
 # %% [markdown]
 # **Reading the frontier.** A method is better when it reaches more gold reward for the same

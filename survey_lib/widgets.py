@@ -1,8 +1,9 @@
 """Views a reader watches or plays with in JupyterLab; plain text, or nothing, headless.
 
 Used by every trainer (`LiveCurves`: the training dashboard, through `checkpoints.TrainingLoop`
-and chapter 01's `rl_basics.train_towards_optimum`) and by chapter 01 (`beta_explorer`, an
-ipywidgets slider). In a notebook a view redraws in place; in a script, in CI or under
+and chapter 01's `rl_basics.train_towards_optimum`), by chapter 01 (`beta_explorer`, an
+ipywidgets slider) and by chapters 04 and 07 (`frontier_explorer`: methods to show, and the
+samples of the one picked). In a notebook a view redraws in place; in a script, in CI or under
 papermill's headless runs of the `.py`, the dashboard shows nothing and the explorer prints
 a table of what it would show, so headless output stays as it was.
 """
@@ -136,3 +137,56 @@ def beta_explorer(task: EnumerableTask, beta: float, *, low: float = 0.05, high:
 
     slider.observe(redraw, names="value")
     return widgets.VBox([slider, summary, image])
+
+
+def frontier_png(points: dict[str, dict], shown: list[str], y: str, selected: str | None) -> bytes:
+    """The reward-vs-KL plane with the methods in `shown`, `selected` ringed, as a PNG."""
+    from matplotlib.figure import Figure
+
+    from .plots import frontier_scatter
+
+    figure = Figure(figsize=(6, 3.6))
+    ax = figure.subplots()
+    frontier_scatter(ax, {name: points[name] for name in shown}, y)
+    if selected in shown:
+        ax.scatter(points[selected]["kl"], points[selected][y], s=220, facecolors="none", edgecolors="k", zorder=4)
+    ax.set(xlabel="KL(π || π_SFT), nats", ylabel=f"mean {y} reward", title=f"{y.capitalize()} reward vs KL")
+    return figure_png(figure)
+
+
+def samples_html(name: str, samples: list[tuple[str, str, float]]) -> str:
+    import html
+
+    rows = "".join(f"<tr><td>{html.escape(str(p))}</td><td>{html.escape(c)}</td><td>{g:+.2f}</td></tr>" for p, c, g in samples)
+    return f"<b>{html.escape(name)}</b>: samples<table><tr><th>prompt</th><th>response</th><th>gold</th></tr>{rows}</table>"
+
+
+def frontier_explorer(points: dict[str, dict], samples: dict[str, list[tuple[str, str, float]]], *, y: str = "gold"):
+    """The methods of a frontier (chapters 04 and 07) on the reward-vs-KL plane: tick the
+    methods to show, pick one to ring its point and read its samples ((prompt, response,
+    gold) triples). Returns the widget in a notebook; headless or for a static page, prints
+    one sample per method and returns None."""
+    missing = sorted(set(samples) - set(points))
+    if missing or not samples:
+        raise ValueError(f"samples name methods with no point {missing}; methods with points: {', '.join(points)}")
+    if not live_widgets():
+        for name, rows in samples.items():
+            prompt, response, gold = rows[0]
+            print(f"{name:18s} gold {gold:+.2f}  {prompt!s:.40} -> {response!s:.80}")
+        return None
+    import ipywidgets as widgets
+
+    boxes = {name: widgets.Checkbox(value=True, description=name, indent=False, layout={"width": "auto"}) for name in points}
+    pick = widgets.Dropdown(options=list(samples), description="samples of")
+    image = widgets.Image(format="png")
+    table = widgets.HTML()
+
+    def redraw(_=None):
+        shown = [name for name, box in boxes.items() if box.value]
+        image.value = frontier_png(points, shown, y, pick.value)
+        table.value = samples_html(pick.value, samples[pick.value])
+
+    for control in (*boxes.values(), pick):
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([widgets.VBox(list(boxes.values())), image]), pick, table])

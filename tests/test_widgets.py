@@ -115,3 +115,28 @@ def test_live_curves_redraw_at_most_every_interval_and_always_at_the_end(noteboo
         history.append({"step": step, "loss": 1.0 / (step + 1), "kl": 0.1 * step})
         curves.update(history, total=5)
     assert len(handles[0].shown) == 2  # the first step, then the last
+
+
+POINTS = {"DPO": {"kl": 1.0, "gold": 0.4}, "IPO": {"kl": 0.5, "gold": 0.3}, "best-of-16": {"kl": 1.9, "gold": 0.5}}
+SAMPLES = {"DPO": [("the movie", "was great <b>", 0.9)], "IPO": [("the film", "was fine", 0.2)]}
+
+
+def test_the_frontier_explorer_shows_the_ticked_methods_and_the_picked_methods_samples(monkeypatch):
+    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
+    view = widgets.frontier_explorer(POINTS, SAMPLES)
+    (boxes, image), pick, table = view.children[0].children, view.children[1], view.children[2]
+    assert [b.description for b in boxes.children] == list(POINTS) and pick.options == ("DPO", "IPO")
+    assert "was great &lt;b&gt;" in table.value and "+0.90" in table.value  # escaped, with its gold
+    before = bytes(image.value)
+    boxes.children[0].value = False  # hide DPO
+    assert bytes(image.value) != before
+    pick.value = "IPO"
+    assert "was fine" in table.value and "was great" not in table.value
+
+
+def test_headless_the_frontier_explorer_prints_a_sample_per_method_and_names_bad_input(capsys):
+    assert widgets.frontier_explorer(POINTS, SAMPLES) is None
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "was great" in out[0] and "+0.90" in out[0]
+    with pytest.raises(ValueError, match="PPO"):
+        widgets.frontier_explorer(POINTS, {"PPO": [("p", "r", 0.0)]})
