@@ -31,7 +31,7 @@ import torch
 from ._checks import check_range
 from .profiles import get_profile
 from .sizes import chapter_sizes
-from .widgets import in_notebook
+from .dashboard import in_notebook
 
 PARAMETER_TYPES = (bool, int, float, str)
 

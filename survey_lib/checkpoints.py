@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .widgets import live_curves
+from .dashboard import live_curves
 
 FILENAME = "checkpoint.pt"
 
@@ -129,7 +129,7 @@ class TrainingLoop:
 
     def steps(self, total: int, desc: str, progress: bool):
         """Steps `start` .. `total` - 1, with a progress bar when `progress`; in a notebook,
-        `record` also draws the run's live curves (`widgets.live_curves`)."""
+        `record` also draws the run's live curves (`dashboard.live_curves`)."""
         self.total, self.dashboard = total, live_curves(desc)
         return tqdm(range(self.start, total), desc=desc, disable=not progress, initial=self.start, total=total)
 

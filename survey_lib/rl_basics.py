@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_range, check_type
-from .widgets import live_curves
+from .dashboard import live_curves
 from .world.enumerable import EnumerableTask
 
 # ---------------------------------------------------------------- 1. the bandit

@@ -1,95 +1,30 @@
-"""Views a reader watches or plays with in JupyterLab; plain text, or nothing, headless.
+"""Views a reader plays with in JupyterLab (ipywidgets); plain text headless.
 
-Used by every trainer (`LiveCurves`: the training dashboard, through `checkpoints.TrainingLoop`
-and chapter 01's `rl_basics.train_towards_optimum`), by chapter 01 (`beta_explorer`, an
-ipywidgets slider) and by chapters 04 and 07 (`frontier_explorer`: methods to show, and the
-samples of the one picked). In a notebook a view redraws in place; in a script, in CI or under
-papermill's headless runs of the `.py`, the dashboard shows nothing and the explorer prints
-a table of what it would show, so headless output stays as it was.
+Used by chapter 01 (`beta_explorer`, a slider) and by chapters 04 and 07 (`frontier_explorer`:
+methods to show, and the samples of the one picked). In a notebook a view redraws in place
+when a control moves; in a script, in CI, or for a static page (`make site`), it prints what
+it would show, so headless output stays plain text. The trainers' live curves are
+`dashboard.LiveCurves`.
 """
 from __future__ import annotations
 
-import io
 import os
-import sys
-import time
 
 import numpy as np
 
 from ._checks import check_range
+from .dashboard import figure_png, in_notebook
+from .plots import frontier_scatter
 from .world.enumerable import EnumerableTask
-
-DASHBOARDS = True
-"""Whether trainers draw their live curves in a notebook; set False to keep only the progress bars."""
-
 
 STATIC_ENV = "SURVEY_STATIC_OUTPUT"
 """Set (to anything but "") while a notebook runs for a page with no kernel behind it (`make site`):
 ipywidgets then show their headless form, which a static page can display."""
 
 
-def in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel (JupyterLab, Colab, papermill), not a script."""
-    return "ipykernel" in sys.modules
-
-
 def live_widgets() -> bool:
     """Whether an ipywidgets control can be live: in a notebook whose output a kernel serves."""
     return in_notebook() and not os.environ.get(STATIC_ENV)
-
-
-def figure_png(figure, dpi: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
-
-
-class LiveCurves:
-    """A training run's statistics as curves, redrawn in place at most every `every_seconds`
-    (and at the last step): loss, reward, KL and whatever else the trainer records. Runs
-    started in the same notebook cell share one panel, each replacing the last, so a cell
-    that fits many models shows the current one instead of a wall of plots.
-
-    Made by `live_curves`, which returns None outside a notebook."""
-
-    _panel: tuple[int, object] | None = None  # (the cell's execution count, its display handle)
-
-    def __init__(self, title: str, every_seconds: float = 1.0):
-        from IPython import get_ipython
-        from IPython.display import display
-
-        self.title, self.every_seconds, self.drawn_at = title, every_seconds, -np.inf
-        cell = getattr(get_ipython(), "execution_count", None)
-        if LiveCurves._panel is None or LiveCurves._panel[0] != cell:
-            LiveCurves._panel = (cell, display(f"{title}: starting", display_id=True))
-        self.handle = LiveCurves._panel[1]
-
-    def update(self, history: list[dict], total: int | None = None) -> None:
-        """Redraw from `history` (one dict per step) when due: at most every `every_seconds`,
-        and always at step `total`."""
-        done = total is not None and len(history) >= total
-        if not history or (not done and time.monotonic() - self.drawn_at < self.every_seconds):
-            return
-        from IPython.display import Image
-        from matplotlib.figure import Figure  # no pyplot: the chapter's own figures stay untouched
-
-        keys = [k for k, v in history[-1].items() if k != "step" and isinstance(v, (int, float))][:6]
-        columns = min(3, len(keys)) or 1
-        figure = Figure(figsize=(3.3 * columns, 2.3 * ((len(keys) + columns - 1) // columns or 1)))
-        for i, key in enumerate(keys):
-            ax = figure.add_subplot((len(keys) + columns - 1) // columns, columns, i + 1)
-            ax.plot([h.get(key, np.nan) for h in history], lw=1.2)
-            ax.set(title=key, xlabel="step")
-        progress = f"step {len(history)}" + (f" of {total}" if total else "")
-        figure.suptitle(f"{self.title}: {progress}" + (" (done)" if done else ""), fontsize=10)
-        figure.tight_layout()
-        self.handle.update(Image(data=figure_png(figure)))
-        self.drawn_at = time.monotonic()
-
-
-def live_curves(title: str) -> LiveCurves | None:
-    """A `LiveCurves` dashboard in a notebook (unless `DASHBOARDS` is False); None headless."""
-    return LiveCurves(title) if DASHBOARDS and in_notebook() else None
 
 
 def beta_figure_png(task: EnumerableTask, beta: float) -> bytes:
@@ -143,7 +78,6 @@ def frontier_png(points: dict[str, dict], shown: list[str], y: str, selected: st
     """The reward-vs-KL plane with the methods in `shown`, `selected` ringed, as a PNG."""
     from matplotlib.figure import Figure
 
-    from .plots import frontier_scatter
 
     figure = Figure(figsize=(6, 3.6))
     ax = figure.subplots()

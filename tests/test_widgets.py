@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from survey_lib import book, widgets
+from survey_lib import book, dashboard, widgets
 from survey_lib.book import Chapter
 from survey_lib.world.enumerable import EnumerableTask
 
@@ -72,8 +72,8 @@ class FakeHandle:
 def notebook_cell(monkeypatch):
     """A notebook kernel whose cells' displays are recorded: returns a function that starts cell n."""
     handles = []
-    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
-    monkeypatch.setattr(widgets.LiveCurves, "_panel", None)
+    monkeypatch.setattr(dashboard, "in_notebook", lambda: True)
+    monkeypatch.setattr(dashboard.LiveCurves, "_panel", None)
     monkeypatch.setattr("IPython.display.display", lambda obj, display_id=None: handles.append(FakeHandle()) or handles[-1])
     shell = type("Shell", (), {"execution_count": 1})()
     monkeypatch.setattr("IPython.get_ipython", lambda: shell)
@@ -100,16 +100,16 @@ def test_a_trainer_draws_live_curves_in_a_notebook_one_panel_per_cell_and_nothin
     train_reward_model(model, RewardConfig(epochs=1, batch_size=4, min_steps=3), rows, tokenizer=tokenizer)
     assert len(handles) == 2
 
-    monkeypatch.setattr(widgets, "in_notebook", lambda: False)
-    assert widgets.live_curves("headless") is None
-    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
-    monkeypatch.setattr(widgets, "DASHBOARDS", False)
-    assert widgets.live_curves("switched off") is None
+    monkeypatch.setattr(dashboard, "in_notebook", lambda: False)
+    assert dashboard.live_curves("headless") is None
+    monkeypatch.setattr(dashboard, "in_notebook", lambda: True)
+    monkeypatch.setattr(dashboard, "DASHBOARDS", False)
+    assert dashboard.live_curves("switched off") is None
 
 
 def test_live_curves_redraw_at_most_every_interval_and_always_at_the_end(notebook_cell):
     handles = notebook_cell(1)
-    curves = widgets.LiveCurves("run", every_seconds=3600)
+    curves = dashboard.LiveCurves("run", every_seconds=3600)
     history = []
     for step in range(5):
         history.append({"step": step, "loss": 1.0 / (step + 1), "kl": 0.1 * step})
