@@ -127,8 +127,7 @@ def evaluate(policy) -> tuple[dict, list[tuple]]:
     """KL from the SFT policy, gold and proxy reward and win rate on fresh samples
     (`survey_lib.policy_eval`), and the first few samples, (prompt, response, gold), to read."""
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3, proxy=proxy)
-    shown = list(zip(baseline.prompts[:6], point["completions"][:6], point["samples"]["gold"][:6]))
-    return {k: point[k] for k in ("kl", "gold", "proxy", "win_rate")}, shown
+    return {k: point[k] for k in ("kl", "gold", "proxy", "win_rate")}, point["shown"]
 
 
 def train_from_sft(train):

@@ -209,7 +209,7 @@ for name, settings in tqdm(text_methods.items(), desc="text world"):
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)
     frontier[name] = {k: point[k] for k in ("kl", "gold", "win_rate")}
     kl_interval[name] = mean_interval(point["samples"]["kl"], seed=seed)  # over the evaluation samples
-    samples[name] = list(zip(baseline.prompts[:6], point["completions"][:6], point["samples"]["gold"][:6]))  # to read
+    samples[name] = point["shown"]  # to read
     del policy
 
 sft_gold = float(baseline.gold.mean())

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from . import preference_losses as pl
 from ._checks import check_range
+from .dashboard import live_curves
 from .preference_config import LOSSES, Batch, PreferenceConfig
 from .world.enumerable import EnumerableTask, TabularPolicy, exact_kl
 
@@ -84,7 +85,7 @@ def exploitability(preference: torch.Tensor, logprobs: torch.Tensor) -> float:
 
 def fit_policy(task: EnumerableTask, pairs: Pairs, config: PreferenceConfig, steps: int, *,
                reference: torch.Tensor | None = None, init: TabularPolicy | None = None,
-               progress: bool = False) -> tuple[TabularPolicy, list[dict]]:
+               progress: bool = False, live: bool = True) -> tuple[TabularPolicy, list[dict]]:
     """Train a tabular policy with `config.loss` on `pairs`, full batch, with Adam.
 
     Each pair counts both ways, weighted by its label: prob_first times the loss with
@@ -92,7 +93,8 @@ def fit_policy(task: EnumerableTask, pairs: Pairs, config: PreferenceConfig, ste
     unpaired losses (KTO) the chosen side is desirable and KTO's KL term is the exact
     KL(pi || pi_ref). `reference` is log pi_ref over all sequences (default the task's;
     DNO and sDPO pass the previous policy's); `init` the starting policy (default pi_ref).
-    Returns the policy and a trace of the exact KL to pi_ref per step.
+    Returns the policy and a trace of the loss and the exact KL to pi_ref per step, drawn
+    as live curves in a notebook unless `live` is False (a caller drawing its own).
     """
     spec = LOSSES[config.loss]
     if spec.data not in ("pairs", "unpaired"):
@@ -102,7 +104,7 @@ def fit_policy(task: EnumerableTask, pairs: Pairs, config: PreferenceConfig, ste
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
     length = torch.full((len(pairs),), float(task.length))
     state, generator = pl.BetaDPOState(config.beta_dpo_momentum, beta=config.beta), torch.Generator().manual_seed(config.seed)
-    trace = []
+    trace, curves = [], live_curves(f"{config.loss} on the enumerable task") if live else None
     for _ in tqdm(range(steps), desc=config.loss, disable=not progress):
         logp = policy.sequence_logprobs(task.sequences)
         loss = 0.0
@@ -129,6 +131,8 @@ def fit_policy(task: EnumerableTask, pairs: Pairs, config: PreferenceConfig, ste
         loss.backward()
         optimizer.step()
         trace.append({"loss": loss.item(), "kl_to_ref": exact_kl(logp.detach(), ref).item()})
+        if curves is not None:
+            curves.update(trace, steps)
     return policy, trace
 
 
@@ -136,17 +140,22 @@ def fit_dro(task: EnumerableTask, tau: float, steps: int, *, learning_rate: floa
             value_learning_rate: float = 0.05) -> tuple[TabularPolicy, float]:
     """DRO on single trajectories: every sequence once (uniform mu) with its reward, the
     policy and a scalar V trained jointly on `dro_loss`. Returns (policy, V); at the
-    optimum V = tau log Z and the policy is pi* (chapter 07)."""
+    optimum V = tau log Z and the policy is pi* (chapter 07). In a notebook, the loss and V
+    are drawn as live curves."""
     ref = task.ref_logprobs()
     policy, value = task.new_policy(), torch.zeros((), requires_grad=True)
     optimizer = torch.optim.Adam([{"params": policy.parameters()}, {"params": [value], "lr": value_learning_rate}],
                                  lr=learning_rate)
+    curves, history = live_curves("DRO on the enumerable task"), []
     for _ in range(steps):
         logp = policy.sequence_logprobs(task.sequences)
         loss = pl.dro_loss(logp, ref, task.rewards, value.expand_as(logp), tau=tau).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if curves is not None:
+            history.append({"loss": loss.item(), "V": value.item()})
+            curves.update(history, steps)
     return policy, value.item()
 
 
@@ -164,10 +173,12 @@ def self_play(task: EnumerableTask, preference: torch.Tensor, method: str, itera
 
     Each targets the multiplicative-weights step pi_{t+1} ∝ pi_t exp(eta P(y > pi_t)) in
     its own way; the average of such iterates converges to the Nash equilibrium of the
-    preference game, intransitive or not. Returns the iterates' log-probabilities.
+    preference game, intransitive or not. Returns the iterates' log-probabilities. In a
+    notebook, the exploitability of the last iterate and of the average is drawn per iteration.
     """
     iterates = [task.ref_logprobs()]
     policy = task.new_policy()
+    curves, history = live_curves(f"{method} self-play"), []
     for _ in range(iterations):
         previous = iterates[-1].detach()
         wins = win_rates(preference, previous)
@@ -175,7 +186,7 @@ def self_play(task: EnumerableTask, preference: torch.Tensor, method: str, itera
         if method == "dno":
             soft = torch.sigmoid(wins[:, None] - wins[None, :])
             policy, _ = fit_policy(task, all_pairs(soft), PreferenceConfig(loss="dpo", beta=1 / eta, learning_rate=learning_rate),
-                                   steps, reference=previous, init=frozen)
+                                   steps, reference=previous, init=frozen, live=False)
         else:
             policy = frozen
             optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
@@ -191,6 +202,10 @@ def self_play(task: EnumerableTask, preference: torch.Tensor, method: str, itera
                 loss.backward()
                 optimizer.step()
         iterates.append(policy.sequence_logprobs(task.sequences).detach())
+        if curves is not None:
+            history.append({"exploitability of π_t": exploitability(preference, iterates[-1]),
+                            "of the average": exploitability(preference, average_policy(iterates))})
+            curves.update(history, iterations)
     return iterates
 
 

@@ -42,21 +42,27 @@ def reference_baseline(reference, tokenizer, world: TextWorld, n: int = 512, *, 
     return Baseline(prompts, completions, world.gold_reward(prompts, completions))
 
 
+SHOWN_SAMPLES = 6
+"""Samples per policy kept to read (`evaluate_policy`'s "shown")."""
+
+
 def evaluate_policy(policy, reference, tokenizer, world: TextWorld, baseline: Baseline, *, seed: int = 1,
                     proxy=None) -> dict:
-    """{"kl", "gold", "win_rate", "completions", "samples"} for `policy` against the
+    """{"kl", "gold", "win_rate", "completions", "samples", "shown"} for `policy` against the
     reference's `baseline` samples (see the module docstring), and "proxy", the mean score
     under a `proxy` reward when one is given (chapter 04's over-optimisation). "samples"
     holds the per-sample values behind the means, {"gold", "kl"} (the log-ratio of each
-    sample), in the order of `baseline.prompts`, for intervals (`survey_lib.stats`).
-    Chapters 04-08."""
+    sample), in the order of `baseline.prompts`, for intervals (`survey_lib.stats`);
+    "shown", the first `SHOWN_SAMPLES` (prompt, completion, gold) to read, as
+    `widgets.frontier_explorer` shows them. Chapters 04-08."""
     completions = sample_completions(policy, tokenizer, baseline.prompts, seed=seed)
     gold = world.gold_reward(baseline.prompts, completions)
     log_ratio = (sequence_logprobs(policy, tokenizer, baseline.prompts, completions)
                  - sequence_logprobs(reference, tokenizer, baseline.prompts, completions))
     wins = (gold > baseline.gold).mean() + 0.5 * (gold == baseline.gold).mean()
     point = {"kl": log_ratio.mean().item(), "gold": float(gold.mean()), "win_rate": float(wins), "completions": completions,
-             "samples": {"gold": gold, "kl": log_ratio.numpy().astype(np.float64)}}
+             "samples": {"gold": gold, "kl": log_ratio.numpy().astype(np.float64)},
+             "shown": list(zip(baseline.prompts[:SHOWN_SAMPLES], completions[:SHOWN_SAMPLES], gold[:SHOWN_SAMPLES].tolist()))}
     if proxy is not None:
         point["proxy"] = float(score_rollouts(proxy, baseline.prompts, completions).mean())
     return point
@@ -81,6 +87,6 @@ def evaluation_callback(reference, tokenizer, world: TextWorld, baseline: Baseli
     def callback(step: int, policy) -> None:
         if due(step + 1):
             point = evaluate_policy(policy, reference, tokenizer, world, baseline, seed=seed, proxy=proxy)
-            points.append({"step": step + 1, **{k: v for k, v in point.items() if k not in ("completions", "samples")}})
+            points.append({"step": step + 1, **{k: v for k, v in point.items() if k not in ("completions", "samples", "shown")}})
 
     return callback, points

@@ -10,7 +10,7 @@ notebook, and each chapter's `.py` source (a download on the contents page); mys
 and sphinx-book-theme renders them to `<out>/html`. Nothing is fetched when the site is built
 or read: MathJax (2.7 with its HTML-CSS output, from the `jupyter-server-mathjax` package) is served from the site
 itself, since Sphinx's default loads it from a CDN at view time, and widgets render their
-static form (`widgets.STATIC_ENV`), since a page has no kernel behind it.
+static form (`dashboard.STATIC_ENV`), since a page has no kernel behind it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from .colab import REPOSITORY
-from .widgets import STATIC_ENV
+from .dashboard import STATIC_ENV
 
 ROW = re.compile(r"^\| (\d\d) \| (.+?) \| (.+?) \| (.+?) \|$")
 LINK = re.compile(r"\[(.+?)\]\(chapters/(\d\d_\w+)\.py\)")

@@ -8,24 +8,12 @@ it would show, so headless output stays plain text. The trainers' live curves ar
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ._checks import check_range
-from .dashboard import figure_png, in_notebook
+from .dashboard import figure_png, live_widgets
 from .plots import frontier_scatter
 from .world.enumerable import EnumerableTask
-
-STATIC_ENV = "SURVEY_STATIC_OUTPUT"
-"""Set (to anything but "") while a notebook runs for a page with no kernel behind it (`make site`):
-ipywidgets then show their headless form, which a static page can display."""
-
-
-def live_widgets() -> bool:
-    """Whether an ipywidgets control can be live: in a notebook whose output a kernel serves."""
-    return in_notebook() and not os.environ.get(STATIC_ENV)
-
 
 def beta_figure_png(task: EnumerableTask, beta: float) -> bytes:
     """pi_ref and pi* at `beta` over every sequence, ordered by reward, as a PNG."""

@@ -147,3 +147,22 @@ def test_evaluation_callback_evaluates_every_k_steps_or_at_listed_steps(monkeypa
     for bad in (0, True, [], [0, 2], [1.5], "4"):
         with pytest.raises(ValueError, match="every"):
             policy_eval.evaluation_callback(None, None, None, None, every=bad)
+
+
+def test_evaluate_policy_of_the_reference_itself_is_zero_kl_and_keeps_samples_to_read():
+    """The frontier point of pi_ref against its own baseline: every sample's log-ratio is
+    exactly 0; "shown" holds the first samples, each with the gold counted in the mean
+    (chapters 04 and 07 give them to `widgets.frontier_explorer`)."""
+    from survey_lib.models import load_model
+    from survey_lib.policy_eval import SHOWN_SAMPLES, evaluate_policy, reference_baseline
+    from survey_lib.profiles import get_profile
+
+    world = get_profile("tiny").world(0)
+    model, tokenizer = load_model("tiny-text-lm")
+    baseline = reference_baseline(model, tokenizer, world, 16, seed=1)
+    point = evaluate_policy(model, model, tokenizer, world, baseline, seed=2)
+    assert point["kl"] == 0.0 and np.all(point["samples"]["kl"] == 0.0)
+    assert len(point["shown"]) == SHOWN_SAMPLES
+    for (prompt, response, gold), p, c, g in zip(point["shown"], baseline.prompts, point["completions"], point["samples"]["gold"]):
+        assert (prompt, response, gold) == (p, c, float(g))
+    assert point["gold"] == pytest.approx(float(np.mean(point["samples"]["gold"])))

@@ -4,6 +4,7 @@ same widget in JupyterLab."""
 import json
 
 import pytest
+import torch
 
 from survey_lib import book, dashboard, widgets
 from survey_lib.book import Chapter
@@ -22,7 +23,7 @@ def test_headless_the_beta_explorer_prints_exact_numbers_for_a_range_of_beta(tas
 
 
 def test_in_a_notebook_moving_the_slider_redraws_the_numbers_and_the_picture(task, monkeypatch):
-    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
+    monkeypatch.setattr(dashboard, "in_notebook", lambda: True)
     view = widgets.beta_explorer(task, 0.5)
     slider, summary, image = view.children
     before = (summary.value, bytes(image.value))
@@ -34,8 +35,8 @@ def test_in_a_notebook_moving_the_slider_redraws_the_numbers_and_the_picture(tas
 
 
 def test_for_a_static_page_the_beta_explorer_prints_its_table_even_in_a_notebook(task, monkeypatch, capsys):
-    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
-    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+    monkeypatch.setattr(dashboard, "in_notebook", lambda: True)
+    monkeypatch.setenv(dashboard.STATIC_ENV, "1")
     assert widgets.beta_explorer(task, 0.5) is None and widgets.beta_summary_line(task, 0.5) in capsys.readouterr().out
 
 
@@ -107,6 +108,24 @@ def test_a_trainer_draws_live_curves_in_a_notebook_one_panel_per_cell_and_nothin
     assert dashboard.live_curves("switched off") is None
 
 
+def test_the_enumerable_trainers_draw_live_curves_too(notebook_cell):
+    """fit_policy and fit_dro (chapters 07, 08) draw their own run; self-play draws one curve
+    per iteration and keeps its inner DNO fits off the panel."""
+    from survey_lib.enumerable_preferences import all_pairs, bradley_terry_matrix, fit_dro, fit_policy, self_play
+    from survey_lib.preference_config import PreferenceConfig
+
+    task = EnumerableTask(vocab_size=3, length=2, seed=0)
+    handles = notebook_cell(1)
+    fit_policy(task, all_pairs(bradley_terry_matrix(task)), PreferenceConfig(loss="ipo"), 4)
+    fit_dro(task, 0.5, 4)
+    assert len(handles) == 1 and len(handles[0].shown) >= 3  # one panel; each run's first and last steps
+    handles = notebook_cell(2)
+    rps = torch.tensor([[0.5, 0.9, 0.1], [0.1, 0.5, 0.9], [0.9, 0.1, 0.5]])
+    game = EnumerableTask(vocab_size=3, length=1, seed=0)
+    self_play(game, rps, "dno", 3, steps=5)
+    assert len(handles) == 2 and len(handles[1].shown) == 2  # iterations 1 and 3 only: no inner fit drew
+
+
 def test_live_curves_redraw_at_most_every_interval_and_always_at_the_end(notebook_cell):
     handles = notebook_cell(1)
     curves = dashboard.LiveCurves("run", every_seconds=3600)
@@ -117,12 +136,42 @@ def test_live_curves_redraw_at_most_every_interval_and_always_at_the_end(noteboo
     assert len(handles[0].shown) == 2  # the first step, then the last
 
 
+def test_live_curves_keep_drawing_under_their_share_of_the_run(notebook_cell, monkeypatch):
+    """A draw that takes 1 s (a fake clock) holds the next one off for 19 s; a step takes 1 s."""
+    clock = [0.0]
+    monkeypatch.setattr(dashboard.time, "monotonic", lambda: clock[0])
+    real_png = dashboard.figure_png
+
+    def slow_png(figure):
+        clock[0] += 1.0
+        return real_png(figure)
+    monkeypatch.setattr(dashboard, "figure_png", slow_png)
+    handles = notebook_cell(1)
+    curves, history = dashboard.LiveCurves("run", every_seconds=0.0), []
+    for step in range(30):
+        history.append({"loss": 1.0 / (step + 1)})
+        curves.update(history, total=30)
+        clock[0] += 1.0
+    assert len(handles[0].shown) == 3  # step 0; step 19, 20 s after the first draw began; the last step
+    assert dashboard.MAX_DRAW_SHARE == 0.05
+
+
+def test_live_curves_for_a_static_page_draw_only_the_last_step(notebook_cell, monkeypatch):
+    monkeypatch.setenv(dashboard.STATIC_ENV, "1")
+    handles = notebook_cell(1)
+    curves, history = dashboard.LiveCurves("run", every_seconds=0.0), []
+    for step in range(5):
+        history.append({"loss": 1.0 / (step + 1)})
+        curves.update(history, total=5)
+    assert len(handles[0].shown) == 1 and b"PNG" in handles[0].shown[0].data[:8]
+
+
 POINTS = {"DPO": {"kl": 1.0, "gold": 0.4}, "IPO": {"kl": 0.5, "gold": 0.3}, "best-of-16": {"kl": 1.9, "gold": 0.5}}
 SAMPLES = {"DPO": [("the movie", "was great <b>", 0.9)], "IPO": [("the film", "was fine", 0.2)]}
 
 
 def test_the_frontier_explorer_shows_the_ticked_methods_and_the_picked_methods_samples(monkeypatch):
-    monkeypatch.setattr(widgets, "in_notebook", lambda: True)
+    monkeypatch.setattr(dashboard, "in_notebook", lambda: True)
     view = widgets.frontier_explorer(POINTS, SAMPLES)
     (boxes, image), pick, table = view.children[0].children, view.children[1], view.children[2]
     assert [b.description for b in boxes.children] == list(POINTS) and pick.options == ("DPO", "IPO")
