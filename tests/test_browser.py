@@ -165,10 +165,19 @@ def test_chapter_01_runs_all_cells_in_jupyterlab_with_figures_and_a_live_beta_sl
     page.wait_for_function("before => [...document.querySelectorAll('.widget-html-content')].some(e => e.innerText.includes('E_π*[r]') && e.innerText !== before)",
                            arg=before, timeout=30_000)
     page.wait_for_function("src => document.querySelector('.widget-image').getAttribute('src') !== src", arg=before_src, timeout=30_000)
-    page.wait_for_function(KERNEL_IDLE, timeout=30_000)  # every redraw of the held keys done
+    # every redraw of the held keys done: the kernel idle, and the picture unchanged for a second
+    # (a screenshot taken at the first idle moment once showed the picture one key behind)
+    deadline, src = time.monotonic() + 30, None
+    while time.monotonic() < deadline:
+        page.wait_for_function(KERNEL_IDLE, timeout=30_000)
+        if src == (src := picture.get_attribute("src")):
+            break
+        page.wait_for_timeout(1000)
     after = summary.inner_text()
     page.screenshot(path=SHOTS / "01_rl_basics-beta_explorer-after.png")
-    assert float(after.split("β = ")[1].split(":")[0]) < float(before.split("β = ")[1].split(":")[0])
+    shown_beta = float(after.split("β = ")[1].split(":")[0])
+    assert shown_beta < float(before.split("β = ")[1].split(":")[0])
+    assert float(slider.locator(".widget-readout").inner_text()) == pytest.approx(shown_beta, abs=1e-3)
     # the headline is a table in a notebook, not a JSON line
     assert page.locator(".jp-RenderedMarkdown table", has_text="reinforce_kl_end").count() == 1
     # the project's settings switch off JupyterLab's news question
