@@ -122,14 +122,19 @@ def completion_logprobs(model, sequences: list[tuple[list[int], int]], pad_id: i
     encoded (ids, prompt length) pairs, and the completion lengths; with `with_logits`
     also the logits and mask at the completion's positions (TDPO, chapter 08)."""
     batch = pad([ids for ids, _ in sequences], pad_id, model.device)
-    logits = model(**batch).logits[:, :-1].float()
+    logits = model(**batch).logits[:, :-1]
     targets = batch["input_ids"][:, 1:]
     position = torch.arange(targets.shape[1], device=targets.device)
     starts = torch.tensor([max(n, 1) - 1 for _, n in sequences], device=targets.device)
     mask = ((position >= starts[:, None]) & (batch["attention_mask"][:, 1:] == 1)).float()
-    token_logps = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    # the vocabulary-wide softmax only where some row has a completion token: a chat prompt is
+    # often longer than its answer, and these (rows, positions, vocabulary) float32 tensors are
+    # a step's largest (SmolLM2: 49k words); zeros elsewhere keep the sums bit for bit
+    first = int(starts.min())
+    completion = torch.log_softmax(logits[:, first:].float(), -1).gather(-1, targets[:, first:].unsqueeze(-1)).squeeze(-1)
+    token_logps = torch.cat([completion.new_zeros(len(sequences), first), completion], 1)
     sums, lengths = (token_logps * mask).sum(-1), mask.sum(-1)
-    return (sums, lengths, logits, mask) if with_logits else (sums, lengths)
+    return (sums, lengths, logits.float(), mask) if with_logits else (sums, lengths)
 
 
 @torch.no_grad()

@@ -16,7 +16,12 @@ chapter 07's `text_losses` picks the few methods a small run can afford). Chapte
 small with `n_pairs=32 n_negatives=96 violation_samples=96 learning_rate=5e-4 batch_size=8`
 (measured on seed 0: 500 s), but is not listed yet: it peaked at 9.3 GB (the budget is 4 GB),
 and its tiny band for experiment b does not hold there (DPO raised the chosen
-log-likelihood, +4.2 nats), so it needs bands of its own on small. The
+log-likelihood, +4.2 nats), so it needs bands of its own on small. Where the memory goes,
+probed on 2026-12-03 (16 pairs, `batch_size=8`, after `completion_logprobs` stopped taking the
+softmax over prompt positions): loading SmolLM2 530 MB, sampling the pairs 1.5 GB, one DPO
+epoch 3.8 GB peak, and 3.0 GB still held after it, of which glibc's `malloc_trim(0)` returns
+1.2 GB (freed heap kept in its arenas). The
+
 `colab` and `gpu` profiles need the Hub, so no size of theirs has been run yet; none is
 listed.
 """

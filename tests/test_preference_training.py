@@ -103,8 +103,10 @@ def test_completion_logprobs_sum_only_completion_tokens_of_a_padded_batch(rows, 
     """Right-padded batch of unequal lengths == per-sequence manual sum of log-softmax over the completion."""
     model = policy().eval()
     pairs = [(r["prompt"], r[side]) for r in rows[:4] for side in ("chosen", "rejected")]
+    pairs.append(("the movie was great and the plot", rows[0]["chosen"]))  # a longer prompt
     seqs = [encode_completion(tok, p, c) for p, c in pairs]
     assert len({len(ids) for ids, _ in seqs}) > 2  # padding really happens
+    assert len({n for _, n in seqs}) > 1  # the softmax starts at the shortest prompt's end: others start later
     with torch.no_grad():
         sums, lengths, _, mask = completion_logprobs(model, seqs, tok.pad_token_id, with_logits=True)
         for k, (ids, n) in enumerate(seqs):
