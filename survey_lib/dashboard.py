@@ -79,9 +79,10 @@ class LiveCurves:
         started = time.monotonic()
         keys = [k for k, v in history[-1].items() if k != "step" and isinstance(v, (int, float))][:6]
         columns = min(3, len(keys)) or 1
-        figure = Figure(figsize=(3.3 * columns, 2.3 * ((len(keys) + columns - 1) // columns or 1)))
+        rows = max(1, -(-len(keys) // columns))
+        figure = Figure(figsize=(3.3 * columns, 2.3 * rows))
         for i, key in enumerate(keys):
-            ax = figure.add_subplot((len(keys) + columns - 1) // columns, columns, i + 1)
+            ax = figure.add_subplot(rows, columns, i + 1)
             ax.plot([h.get(key, np.nan) for h in history], lw=1.2)
             ax.set(title=key, xlabel="step")
         progress = f"step {len(history)}" + (f" of {total}" if total else "")

@@ -20,10 +20,8 @@ log-likelihood, +4.2 nats), so it needs bands of its own on small. Where the mem
 probed on 2026-12-03 (16 pairs, `batch_size=8`, after `completion_logprobs` stopped taking the
 softmax over prompt positions): loading SmolLM2 530 MB, sampling the pairs 1.5 GB, one DPO
 epoch 3.8 GB peak, and 3.0 GB still held after it, of which glibc's `malloc_trim(0)` returns
-1.2 GB (freed heap kept in its arenas). The
-
-`colab` and `gpu` profiles need the Hub, so no size of theirs has been run yet; none is
-listed.
+1.2 GB (freed heap kept in its arenas). The `colab` and `gpu` profiles need the Hub, so no
+size of theirs has been run yet; none is listed.
 """
 from __future__ import annotations
 

@@ -66,7 +66,6 @@ def frontier_png(points: dict[str, dict], shown: list[str], y: str, selected: st
     """The reward-vs-KL plane with the methods in `shown`, `selected` ringed, as a PNG."""
     from matplotlib.figure import Figure
 
-
     figure = Figure(figsize=(6, 3.6))
     ax = figure.subplots()
     frontier_scatter(ax, {name: points[name] for name in shown}, y)
