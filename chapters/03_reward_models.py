@@ -51,7 +51,7 @@ disagreement = 0.3  # spread of each annotator's weights around the gold weights
 length_bias = 0.1  # utility per word that biased annotators add
 # reward-model training
 epochs = 2
-min_steps = 100  # small N: repeat the data up to this many steps
+min_steps = 50  # small N: repeat the data up to this many steps (more over-fits the smallest sets)
 learning_rate = 1e-3
 batch_size = 32
 training_seeds = 3  # reward models trained per (N, noise) point, from different seeds; a point is their mean
@@ -71,7 +71,7 @@ from tqdm.auto import tqdm
 
 from survey_lib.book import Chapter
 from survey_lib.preference_data import offset_bias_rows, sample_response_pairs
-from survey_lib.reward_bench import CATEGORIES, build_eval_suite, evaluate_reward, pair_confidence, reliability_bins
+from survey_lib.reward_bench import CATEGORIES, build_eval_suite, evaluate_reward, pair_confidence, reliability_bins, suite_points, summarize_points
 from survey_lib.reward_models import RewardConfig, RewardEnsemble, train_reward_model
 from survey_lib.stats import difference_interval
 from survey_lib.world.annotators import AnnotatorConfig, SimulatedAnnotators, gold_agreement
@@ -215,7 +215,8 @@ print("clean minus noisy accuracy, averaged over N: {estimate:+.3f}, 95% interva
 
 # %%
 largest = max(sizes)
-report = {flip: evaluate_reward(models[flip, largest], suite) for flip in noise_levels}
+points = {flip: suite_points(models[flip, largest], suite) for flip in noise_levels}  # per pair, per category
+report = {flip: summarize_points(points[flip]) for flip in noise_levels}
 print(f"{'category':20s}" + "".join(f"  acc (flip {f})  ECE (flip {f})" for f in noise_levels))
 for name in CATEGORIES:
     print(f"{name:20s}" + "".join(f"  {report[f][name]['accuracy']:13.3f}  {report[f][name]['ece']:13.3f}" for f in noise_levels))
@@ -224,7 +225,7 @@ fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
 width = 0.8 / len(noise_levels)
 for i, flip in enumerate(noise_levels):
     ax1.bar(np.arange(len(CATEGORIES)) + i * width, [report[flip][c]["accuracy"] for c in CATEGORIES], width, label=f"flip {flip}")
-    confidence, correct = pair_confidence(models[flip, largest], suite.rows["held_out"])
+    confidence, correct = points[flip]["held_out"]
     mean_confidence, hit_rate, _ = reliability_bins(confidence, correct)
     ax2.plot(mean_confidence, hit_rate, "o-", label=f"flip {flip}: ECE {report[flip]['held_out']['ece']:.3f}")
 ax1.set_xticks(np.arange(len(CATEGORIES)) + width * (len(noise_levels) - 1) / 2, CATEGORIES, rotation=25, ha="right")
@@ -279,11 +280,13 @@ variants = {
     "biased + OffsetBias": fit(biased_rows + offset_rows),
     "biased, length-balanced": fit(balanced_rows),
 }
-length_report = {name: evaluate_reward(rm, suite) for name, rm in tqdm(variants.items(), desc="evaluating")}
+variant_points = {name: points[noise_levels[0]] if name == "unbiased annotators" else suite_points(rm, suite)
+                  for name, rm in tqdm(variants.items(), desc="evaluating")}
+length_report = {name: summarize_points(p) for name, p in variant_points.items()}
 for name, r in length_report.items():
     print(f"{name:26s} length-adversarial {r['length_adversarial']['accuracy']:.3f}   held-out {r['held_out']['accuracy']:.3f}")
 # how sure: each variant against the biased RM, on the same length-adversarial pairs
-adversarial = {name: pair_confidence(rm, suite.rows["length_adversarial"])[1] for name, rm in variants.items()}
+adversarial = {name: p["length_adversarial"][1] for name, p in variant_points.items()}
 against_biased = {name: difference_interval(adversarial[name], adversarial["length-biased annotators"], paired=True, seed=seed)
                   for name in variants if name != "length-biased annotators"}
 for name, ci in against_biased.items():

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._checks import check_range, check_type
-from .sequences import encode_prompt, pad
+from .sequences import encode_prompts, pad
 from .world.chat import check_prompts
 
 
@@ -95,7 +95,7 @@ def generate_rollouts(
     was_training = model.training
     model.eval()
     try:  # decoder-only models continue left-padded prompts
-        batch = pad([encode_prompt(tokenizer, p) for p in prompts], tokenizer.pad_token_id, model.device, side="left")
+        batch = pad(encode_prompts(tokenizer, prompts), tokenizer.pad_token_id, model.device, side="left")
         generated = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,

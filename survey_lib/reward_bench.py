@@ -94,18 +94,23 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
 def evaluate_reward(reward, suite: EvalSuite) -> dict[str, dict[str, float]]:
     """Accuracy and ECE of `reward(prompts, completions) -> scores` per category.
 
-    A tie in reward counts as half right. `pair_confidence` gives the points behind
-    each number, e.g. for a reliability diagram.
+    A tie in reward counts as half right. `suite_points` gives the points behind each
+    number (e.g. for a reliability diagram); `summarize_points` turns them into these.
     """
-    results = {}
-    for name, rows in suite.rows.items():
-        confidence, correct = pair_confidence(reward, rows)
-        results[name] = {
-            "accuracy": float(correct.mean()),
-            "ece": expected_calibration_error(confidence, correct),
-            "n": len(rows),
-        }
-    return results
+    return summarize_points(suite_points(reward, suite))
+
+
+def suite_points(reward, suite: EvalSuite) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`pair_confidence` on each category: score once, read the summary and the points."""
+    return {name: pair_confidence(reward, rows) for name, rows in suite.rows.items()}
+
+
+def summarize_points(points: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Accuracy, ECE and pair count per category of `suite_points`."""
+    return {
+        name: {"accuracy": float(correct.mean()), "ece": expected_calibration_error(confidence, correct), "n": len(correct)}
+        for name, (confidence, correct) in points.items()
+    }
 
 
 def pair_confidence(reward, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ from ._checks import check_range, check_type
 from .checkpoints import TrainingLoop, epoch_batch
 from .models import load_model
 from .preference_data import PreferenceDataError, validate_preference_rows
-from .sequences import encode_completion, model_max_length, pad, truncate_left
+from .sequences import encode_completions, model_max_length, pad, truncate_left
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -127,7 +127,7 @@ class RewardModel:
         for i, c in enumerate(completions):
             if not isinstance(c, (str, list)):
                 raise TypeError(f"completion {i} must be a string or a list of messages, got {type(c).__name__}")
-        sequences = truncate_left([encode_completion(self.tokenizer, p, c)[0] for p, c in zip(prompts, completions)],
+        sequences = truncate_left([ids for ids, _ in encode_completions(self.tokenizer, prompts, completions)],
                                   self.max_length, "sequences")
         was_training = self.model.training
         self.model.eval()
@@ -207,7 +207,8 @@ def train_reward_model(model, config: RewardConfig | None, rows: list[dict], *, 
     rows = validate_preference_rows(rows)
     margins = _margins(rows)
     max_length = model_max_length(model, config.max_length)
-    encode = lambda side: truncate_left([encode_completion(tokenizer, r["prompt"], r[side])[0] for r in rows],  # noqa: E731
+    prompts = [r["prompt"] for r in rows]
+    encode = lambda side: truncate_left([ids for ids, _ in encode_completions(tokenizer, prompts, [r[side] for r in rows])],  # noqa: E731
                                         max_length, f"{side} sequences")
     chosen, rejected = encode("chosen"), encode("rejected")
     reward_model = RewardModel(model, tokenizer, max_length=max_length)

@@ -13,7 +13,7 @@ from survey_lib.models import LoraSettings, ModelSettings, load_model
 from survey_lib.preference_config import LOSSES, PreferenceConfig
 from survey_lib.preference_data import PreferenceDataError, prepare_rows, sample_response_pairs
 from survey_lib.preference_training import train_preference
-from survey_lib.sequences import completion_logprobs, encode_completion, sequence_logprobs
+from survey_lib.sequences import completion_logprobs, encode_completion, encode_completions, encode_prompt, encode_prompts, sequence_logprobs
 from survey_lib.world.text import TextWorld
 
 FAST = PreferenceConfig(batch_size=16, epochs=1, min_steps=3)
@@ -97,6 +97,21 @@ def test_conversational_rows_and_eos_endings_get_one_eos_like_trl(tmp_path, rows
         assert (ids[:n], ids[n:]) == (trl_row["prompt_ids"], trl_row["chosen_ids"])
         assert ids.count(tok.eos_token_id) == 1
     assert encode_completion(tok, "the movie", " was good .</s>") == encode_completion(tok, "the movie", " was good .")
+
+
+def test_batched_encoding_gives_each_pairs_own_ids(rows, tok):
+    """encode_completions and encode_prompts: the ids of encode_completion (encode_prompt) one by one, for plain text (batched:
+    EOS appended once, an empty completion gets only EOS) and for conversations."""
+    prompts = [r["prompt"] for r in rows[:6]] + ["the movie", "the movie"]
+    completions = [r["chosen"] for r in rows[:6]] + [" was good .</s>", ""]
+    assert encode_completions(tok, prompts, completions) == [encode_completion(tok, p, c) for p, c in zip(prompts, completions)]
+    chats = [[{"role": "user", "content": p}] for p in prompts[:3]]
+    assert encode_completions(tok, chats, completions[:3]) == [encode_completion(tok, p, c) for p, c in zip(chats, completions)]
+    assert encode_completions(tok, [], []) == []
+    assert encode_prompts(tok, prompts + chats) == [encode_prompt(tok, p) for p in prompts + chats]
+    assert encode_prompts(tok, prompts) == [encode_prompt(tok, p) for p in prompts]
+    with pytest.raises(ValueError, match="2 prompts but 1 completions"):
+        encode_completions(tok, prompts[:2], completions[:1])
 
 
 def test_completion_logprobs_sum_only_completion_tokens_of_a_padded_batch(rows, tok):
