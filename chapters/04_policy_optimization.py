@@ -70,7 +70,6 @@ sweep_eval_steps = "2,4,8,12,16,24,32,48,64,96,128,160"  # RLOO (no KL penalty) 
 sweep_learning_rate = 1e-3
 
 # %%
-import copy
 import tempfile
 from dataclasses import replace
 
@@ -79,7 +78,7 @@ import torch
 
 from survey_lib.book import Chapter
 from survey_lib.generation import sample_completions
-from survey_lib.models import load_model
+from survey_lib.models import load_model, trainable_copy
 from survey_lib.online_rl import GroupConfig, train_group_policy
 from survey_lib.overoptimization import best_of_n_at_most, best_of_n_kl, best_of_n_sweep, fit_gao
 from survey_lib.plots import frontier_scatter, overoptimization_panel, ppo_training_curves
@@ -134,7 +133,7 @@ def train_from_sft(train):
     """(policy, what `train(policy)` returned) for a fresh copy of the SFT policy. Every
     method starts from the same seed, so that the runs differ by their method only."""
     torch.manual_seed(seed)
-    policy = copy.deepcopy(sft)
+    policy = trainable_copy(sft)
     return policy, train(policy)
 
 

@@ -70,6 +70,7 @@ import torch
 
 from survey_lib.book import Chapter
 from survey_lib.judges import Rubric, Rule, VerifierConfig, chat_text, train_verifier
+from survey_lib.models import trainable_copy
 from survey_lib.online_rl import GroupConfig, train_group_policy
 from survey_lib.policy_eval import evaluate_policy, reference_baseline
 from survey_lib.preference_data import sample_response_pairs
@@ -274,7 +275,7 @@ rlaif, policy_gold = {}, {}
 for name, reward in rewards.items():
     rm_accuracy = float(rm_correct[name].mean())
     torch.manual_seed(seed)
-    policy = copy.deepcopy(sft)
+    policy = trainable_copy(sft)
     train_group_policy(policy, group_config, list(world.prompts), tokenizer=tokenizer, reward=reward, method="rloo", progress=True)
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)
     rlaif[name] = {"reward_accuracy": rm_accuracy, "gold": point["gold"], "kl": point["kl"], "win_rate": point["win_rate"]}

@@ -88,7 +88,6 @@ eval_samples = 512
 text_losses = "all"  # the methods trained on the text world: "all", or names from section 2's table (comma-separated; "DPO" is the beta sweep)
 
 # %%
-import copy
 
 import matplotlib.pyplot as plt
 import torch
@@ -96,6 +95,7 @@ from tqdm.auto import tqdm
 
 from survey_lib.book import Chapter, select_methods
 from survey_lib.enumerable_preferences import bradley_terry_matrix, fit_dro, fit_policy, sample_pairs
+from survey_lib.models import trainable_copy
 from survey_lib.plots import frontier_scatter
 from survey_lib.policy_eval import evaluate_policy, reference_baseline
 from survey_lib.preference_data import candidate_pairs, candidate_rows, sample_candidates, sample_response_pairs
@@ -203,7 +203,7 @@ print(f"{len(rows)} comparisons; training {', '.join(text_methods)}" + "".join(f
 frontier, kl_interval, samples = {}, {}, {}
 for name, settings in tqdm(text_methods.items(), desc="text world"):
     torch.manual_seed(seed)
-    policy = copy.deepcopy(sft)
+    policy = trainable_copy(sft)
     settings = {"beta": beta, **settings}
     train_preference(policy, PreferenceConfig(learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed, **settings), own_data.get(name, rows), tokenizer=tokenizer)
     point = evaluate_policy(policy, sft, tokenizer, world, baseline, seed=seed + 3)

@@ -52,7 +52,6 @@ online_rounds = 5
 deterministic_steps = 3000  # experiment a: long enough for IPO to converge; DPO never does
 
 # %%
-import copy
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -62,6 +61,7 @@ from survey_lib.book import Chapter
 from survey_lib.enumerable_preferences import (
     average_policy, bradley_terry_matrix, exploitability, fit_policy, iterative_dpo, sample_pairs, self_play)
 from survey_lib.generation import sample_completions
+from survey_lib.models import trainable_copy
 from survey_lib.policy_eval import evaluation_prompts
 from survey_lib.preference_data import response_field, sample_response_pairs
 from survey_lib.preference_config import PreferenceConfig
@@ -129,7 +129,7 @@ before = sequence_logprobs(sft, tokenizer, prompts, chosen)
 chosen_change, change_interval = {}, {}
 for name, settings in {"DPO": dict(loss="dpo"), "DPOP": dict(loss="dpop", dpop_lambda=dpop_lambda)}.items():
     torch.manual_seed(seed)
-    policy = copy.deepcopy(sft)
+    policy = trainable_copy(sft)
     train_preference(policy, PreferenceConfig(beta=beta, learning_rate=learning_rate, batch_size=batch_size, seed=seed, **settings), rows, tokenizer=tokenizer)
     change = sequence_logprobs(policy, tokenizer, prompts, chosen) - before
     chosen_change[name] = change.mean().item()
@@ -249,7 +249,7 @@ def violation_rate(model):
 violations = {"SFT": violation_rate(sft)}
 for name in ("npo", "d2o"):
     torch.manual_seed(seed)
-    policy = copy.deepcopy(sft)
+    policy = trainable_copy(sft)
     train_preference(policy, PreferenceConfig(loss=name, beta=beta, learning_rate=learning_rate, batch_size=batch_size, seed=seed), negatives, tokenizer=tokenizer)
     violations[name.upper()] = violation_rate(policy)
 headline["e_violation_rate"] = violations

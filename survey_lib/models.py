@@ -278,6 +278,16 @@ def keep_4bit_weights_differentiable(model) -> None:
             weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, weight.quant_state)
 
 
+def trainable_copy(model):
+    """A copy of `model` to train from where it is now (chapters 04-08: each method starts
+    from the same SFT policy). Trainable weights are copied; frozen ones, a LoRA or QLoRA
+    run's base, are shared with `model`, so a copy costs its adapters, not another base
+    (SmolLM2: 538 MB). With every weight trainable (the tiny profile) it is a deep copy.
+    Do not unfreeze a copy's base: the weights are `model`'s too."""
+    shared = {id(p): p for p in model.parameters() if not p.requires_grad}
+    return copy.deepcopy(model, shared)
+
+
 def frozen_reference(model):
     """(context, reference): the frozen reference policy of KL-regularised training
     (chapters 04, 07-08). Under PEFT it is the model itself with its adapters disabled

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from survey_lib.generation import sample_completions
-from survey_lib.models import HubUnavailableError, LoraSettings, ModelSettings, load_model, resolve_model_path
+from survey_lib.models import HubUnavailableError, LoraSettings, ModelSettings, load_model, resolve_model_path, trainable_copy
 from survey_lib.profiles import PROFILES, get_profile
 from survey_lib.tokenization import build_tokenizer
 from survey_lib.world.arithmetic import VOCABULARY, ArithmeticTask
@@ -145,6 +145,28 @@ def test_qlora_on_cpu_trains_only_the_adapters():
     assert all(not torch.equal(before[n], after[n]) for n in before)
     assert all(torch.equal(frozen[n], after[n]) for n in frozen)
     assert sample_completions(model, tok, ["the movie"], seed=0)[0]  # still generates
+
+
+@pytest.mark.parametrize("quantization", ["none", "nf4"])
+def test_a_trainable_copy_shares_the_frozen_base_and_trains_apart(quantization):
+    model, tok = load_model("tiny-text-lm", ModelSettings(quantization=quantization, lora=LoraSettings(r=4), device="cpu"))
+    copy_ = trainable_copy(model)
+    original, copied = dict(model.named_parameters()), dict(copy_.named_parameters())
+    assert original.keys() == copied.keys()
+    for name, p in original.items():  # the base is the same tensor; each adapter its own
+        assert (copied[name] is p) == (not p.requires_grad), name
+    before = {n: p.detach().clone() for n, p in original.items()}
+    batch = tok(["the movie was great ."], return_tensors="pt")
+    optimizer = torch.optim.AdamW([p for p in copy_.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        loss = copy_(**batch, labels=batch["input_ids"]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())  # the original did not move
+    assert any(not torch.equal(before[n], p) for n, p in copy_.named_parameters())
+    full, _ = load_model("tiny-text-lm")  # every weight trainable: a deep copy, nothing shared
+    assert not any(a is b for a, b in zip(full.parameters(), trainable_copy(full).parameters()))
 
 
 def test_lora_on_the_last_layers_adapts_only_those_blocks_and_backpropagates_no_further():
