@@ -14,14 +14,18 @@ running sizes made for the grammar world on a real model.
 The other chapters are sized for `tiny` only so far (issue 14 ports them one by one;
 chapter 07's `text_losses` picks the few methods a small run can afford). Chapter 08 runs on
 small with `n_pairs=32 n_negatives=96 violation_samples=96 learning_rate=5e-4 batch_size=8`
-(measured on seed 0: 500 s), but is not listed yet: it peaked at 9.3 GB (the budget is 4 GB),
-and its tiny band for experiment b does not hold there (DPO raised the chosen
-log-likelihood, +4.2 nats), so it needs bands of its own on small. Where the memory goes,
-probed on 2026-12-03 (16 pairs, `batch_size=8`, after `completion_logprobs` stopped taking the
-softmax over prompt positions): loading SmolLM2 530 MB, sampling the pairs 1.5 GB, one DPO
-epoch 3.8 GB peak, and 3.0 GB still held after it, of which glibc's `malloc_trim(0)` returns
-1.2 GB (freed heap kept in its arenas). The `colab` and `gpu` profiles need the Hub, so no
-size of theirs has been run yet; none is listed.
+(measured on seed 0: 500 s; 633 s on 2026-12-03, a day this machine ran 1.2-1.5x slow), but is
+not listed yet: it peaked at 9.3 GB, and at 6.4 GB once each method's copy of the SFT policy
+shared the frozen base (`models.trainable_copy`); the budget is 4 GB. Its tiny band for
+experiment b does not hold there (DPO raised the chosen log-likelihood, +4.2 nats), so it
+needs bands of its own on small. Where the memory goes, probed on 2026-12-03: loading
+SmolLM2 530 MB; sampling 32 pairs 2.0 GB peak; experiment b's DPO and DPOP (16 sequences a
+step) 3.4-3.5 GB peak, 1.2 GB after glibc's `malloc_trim(0)` (freed heap its arenas keep).
+The 6.4 GB peak is then experiment e's, where a D2O step holds 40 sequences (8 negatives and
+4 reference samples each) with their vocabulary-wide logits. Passing `logits_to_keep` (no
+logits over prompt positions) would halve those on chat prompts, but changes the zoo's
+gradients in the last bits, hence the tiny numbers. The `colab` and `gpu` profiles need the
+Hub, so no size of theirs has been run yet; none is listed.
 """
 from __future__ import annotations
 

@@ -11,7 +11,10 @@ and 173 s on that of 2026-12-02), so the budget grows with `machine_slowdown`, t
 fixed workload of the zoo model against its time on the budgets' machine. One machine's speed
 also drifts within a run (chapter 03 took 145-156 s in CI runs where a slowdown measured once,
 at the start, allowed 137-139 s), so the workload is timed just before and just after each
-chapter, and the budget uses the mean of the two.
+chapter, and the budget uses the mean of the two. That mean still misses a slowdown in between
+(the two measurements of one run here differed by up to 1.5x), so a chapter near its budget
+fails now and then: keep each well under it. Chapter 03, which CI failed at 141 s against
+129 s, measured 85-100 s budget-equivalent after the cuts of 2026-12-03.
 """
 import json
 import os
