@@ -88,7 +88,6 @@ eval_samples = 512
 text_losses = "all"  # the methods trained on the text world: "all", or names from section 2's table (comma-separated; "DPO" is the beta sweep)
 
 # %%
-
 import matplotlib.pyplot as plt
 import torch
 from tqdm.auto import tqdm

@@ -52,7 +52,6 @@ online_rounds = 5
 deterministic_steps = 3000  # experiment a: long enough for IPO to converge; DPO never does
 
 # %%
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
