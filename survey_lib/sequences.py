@@ -53,10 +53,14 @@ def encode_completion(tokenizer, prompt, completion) -> tuple[list[int], int]:
         if tokenizer.eos_token_id in ids:
             ids = ids[: len(ids) - ids[::-1].index(tokenizer.eos_token_id)]
         return ids, len(encode_prompt(tokenizer, prompt))
-    prompt_ids = encode_prompt(tokenizer, prompt)
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None and completion_ids[-1:] != [tokenizer.eos_token_id]:
-        completion_ids = completion_ids + [tokenizer.eos_token_id]
+    return _ending_once(encode_prompt(tokenizer, prompt), tokenizer(completion, add_special_tokens=False)["input_ids"],
+                        tokenizer.eos_token_id)
+
+
+def _ending_once(prompt_ids: list[int], completion_ids: list[int], eos: int | None) -> tuple[list[int], int]:
+    """A plain-text pair under the end-of-sequence rule: EOS appended unless already last."""
+    if eos is not None and completion_ids[-1:] != [eos]:
+        completion_ids = completion_ids + [eos]
     return prompt_ids + completion_ids, len(prompt_ids)
 
 
@@ -68,14 +72,9 @@ def encode_completions(tokenizer, prompts: list, completions: list) -> list[tupl
         raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
     if not all(isinstance(x, str) for x in (*prompts, *completions)) or not prompts:
         return [encode_completion(tokenizer, p, c) for p, c in zip(prompts, completions)]
-    eos = tokenizer.eos_token_id
-    encoded = []
-    for prompt_ids, completion_ids in zip(encode_prompts(tokenizer, prompts),
-                                          tokenizer(completions, add_special_tokens=False)["input_ids"]):
-        if eos is not None and completion_ids[-1:] != [eos]:
-            completion_ids = completion_ids + [eos]
-        encoded.append((prompt_ids + completion_ids, len(prompt_ids)))
-    return encoded
+    return [_ending_once(prompt_ids, completion_ids, tokenizer.eos_token_id)
+            for prompt_ids, completion_ids in zip(encode_prompts(tokenizer, prompts),
+                                                  tokenizer(completions, add_special_tokens=False)["input_ids"])]
 
 
 def model_max_length(model, max_length: int) -> int:
