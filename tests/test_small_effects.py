@@ -6,30 +6,37 @@ gold of four SFT answers to each of 64 training prompts (the DPO paper's IMDb se
 its pairs with the ground-truth classifier, 2305.18290 section 6.1). On 96 held-out prompts,
 each with four fresh SFT answers:
 
-- a reward model (LoRA on the last 8 blocks, a scalar head; three epochs at lr 1e-3) fitted to
+- a reward model (LoRA on the last 8 blocks, a scalar head; two epochs at lr 1.5e-3) fitted to
   the 64 training pairs orders the held-out best-and-worst pairs as the gold does, above chance
-  at 95% (a bootstrap interval over the pairs). Measured: 0.64 [0.54, 0.73] on seed 0; while
-  choosing the protocol, on other draws of seed 0's samples, 0.77 on 64 held-out
-  best-and-worst pairs and 0.64 on all 384 within-prompt pairs; a linear probe on the frozen
-  model's last hidden state reaches 0.62-0.70, so the model's features, not the training,
-  bound it;
-- DPO on the same pairs, four epochs (32 steps of 8 at lr 5e-4, beta 0.1), raises the gold of
+  at 95% (a bootstrap interval over the pairs). Measured: 0.64 [0.53, 0.73] on seed 0 and 0.67
+  [0.57, 0.76] on seed 47, not looked at before; three epochs at lr 1e-3 had read 0.64 [0.54,
+  0.73] on seed 0. On 64
+  held-out prompts instead of 96 it read 0.61 [0.50, 0.73] on seed 0 (two or three epochs
+  alike): too few pairs to show it. While choosing the protocol, on other draws of seed 0's
+  samples, 0.77 on 64 held-out best-and-worst pairs and 0.64 on all 384 within-prompt pairs;
+  a linear probe on the frozen model's last hidden state reaches 0.62-0.70, so the model's
+  features, not the training, bound it;
+- DPO on the same pairs, two epochs (16 steps of 8 at lr 1e-3, beta 0.1), raises the gold of
   fresh samples over the SFT policy's, at 95% (a bootstrap interval over the prompts of the
-  difference to the mean gold of the prompt's SFT answers). Two epochs were not enough to
-  show it: +0.06 [-0.07, 0.20] on seed 0, +0.08 [-0.05, 0.21] on seed 7, +0.20 [0.06, 0.33]
-  on seed 11 (an earlier protocol, one SFT answer per prompt as the baseline, had read +0.24
-  to +0.31). Four epochs, chosen on seed 11: +0.62 [0.51, 0.75] there; on seed 23, not looked at
-  before: +0.31 [0.18, 0.45];
-- an online method, ten RLOO steps of 32 responses with the gold as its reward, on QLoRA (a
-  4-bit NF4 base, frozen, and LoRA adapters, the only trainable weights), does too. Measured
-  on QLoRA: +0.62 [0.48, 0.76] on seed 0 (343 s of training), +0.62 [0.48, 0.74] on seed 31, not looked at
-  before. On the fp32 base: +0.66 [0.53, 0.79] on seed 0 in this test; +0.38 [0.24, 0.52] on
-  seed 0 and +0.38 [0.22, 0.52] on seed 7 (bf16 autocast, sampled separately from this
-  test); mostly by learning to end a review within the limit.
+  difference to the mean gold of the prompt's SFT answers). Measured: +0.51 [0.37, 0.65] on seed
+  0, +0.39 [0.27, 0.51] on seed 47, not looked at before; +0.52 [0.36, 0.68] on seed 0 with 64
+  held-out prompts while choosing these sizes, where
+  four epochs at lr 5e-4 read +0.78 [0.62, 0.95]. Two epochs at lr 5e-4 were not enough:
+  +0.06 [-0.07, 0.20] on seed 0, +0.08 [-0.05, 0.21] on seed 7, +0.20 [0.06, 0.33] on seed 11;
+- an online method, ten RLOO steps of 16 responses with the gold as its reward, on QLoRA (a
+  4-bit NF4 base, frozen, and LoRA adapters, the only trainable weights), does too. Measured:
+  +0.56 [0.39, 0.71] on seed 0, +0.45 [0.33, 0.58] on seed 47, not looked at before; +0.61 [0.45, 0.78] on seed 0 with 64
+  held-out prompts, and +0.29 [0.14, 0.44] there after six steps. Ten steps of 32 responses
+  had read +0.62 [0.48, 0.76] on seed 0 and +0.62 [0.48, 0.74] on seed 31; on the fp32 base
+  +0.66 [0.53, 0.79] on seed 0; mostly by learning to end a review within the limit.
 
-Sampling and a held-out evaluation dominate the time: the module takes about 13 minutes on
-2 cores (the issue's budget for all small tests was 6; these three claims need these sizes
-to be measurable at 95%).
+Sampling (0.3-0.45 s an answer on 2 cores, whatever the batch) and the three trainings
+(0.5 s a sequence for a LoRA step) are the time: the module took 11 min 24 s on seed 0 and 11 min 53 s
+on seed 47 (held-out and training samples 200 s, RLOO 245-276 s, DPO 156-162 s, the reward
+model 67-74 s), down
+from about 16 at the earlier sizes (four DPO epochs, three RM epochs, RLOO steps of 32). The
+issue's budget for all small tests is 6 minutes: these three claims, at 95%, do not fit it
+on this machine.
 
 What these sizes do not show, and this suite therefore does not claim:
 
@@ -124,7 +131,7 @@ def gain_over_sft(world, policy, tokenizer, held_out, method: str) -> dict:
 def test_a_reward_model_on_gold_labelled_pairs_orders_held_out_pairs_as_the_gold_does(training_rows, held_out):
     torch.manual_seed(SEED)
     model, tokenizer = SMALL.load("text", head="reward")
-    config = RewardConfig(learning_rate=1e-3, epochs=3, batch_size=16, seed=SEED)
+    config = RewardConfig(learning_rate=1.5e-3, epochs=2, batch_size=16, seed=SEED)
     reward_model = train_reward_model(model, config, training_rows, tokenizer=tokenizer)
     prompts, best, worst = best_and_worst(*held_out)
     agree = reward_model.score(prompts, best) > reward_model.score(prompts, worst)
@@ -136,7 +143,7 @@ def test_a_reward_model_on_gold_labelled_pairs_orders_held_out_pairs_as_the_gold
 def test_dpo_on_best_and_worst_of_four_raises_the_gold_of_fresh_samples_over_the_sft_policy(training_rows, held_out):
     world = SMALL.world(SEED)
     policy, tokenizer = SMALL.load("text")
-    config = PreferenceConfig(loss="dpo", beta=0.1, learning_rate=5e-4, epochs=4, batch_size=8, seed=SEED)
+    config = PreferenceConfig(loss="dpo", beta=0.1, learning_rate=1e-3, epochs=2, batch_size=8, seed=SEED)
     train_preference(policy, config, training_rows, tokenizer=tokenizer)
     assert gain_over_sft(world, policy, tokenizer, held_out, "DPO")["low"] > 0
 
@@ -147,7 +154,7 @@ def test_rloo_with_qlora_on_the_gold_trains_only_adapters_and_raises_the_gold_of
     frozen = {n: p.detach().clone() for n, p in policy.named_parameters() if not p.requires_grad}
     assert all("lora_" in n for n, p in policy.named_parameters() if p.requires_grad)
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in policy.modules())  # a 4-bit NF4 base
-    config = GroupConfig(learning_rate=3e-3, steps=10, batch_size=32, num_generations=4, beta=0.05, seed=SEED)
+    config = GroupConfig(learning_rate=3e-3, steps=10, batch_size=16, num_generations=4, beta=0.05, seed=SEED)
     train_group_policy(policy, config, list(world.prompts), tokenizer=tokenizer, reward=world.gold_reward, method="rloo")
     assert all(torch.equal(frozen[n], p) for n, p in policy.named_parameters() if n in frozen)
     assert gain_over_sft(world, policy, tokenizer, held_out, "RLOO (QLoRA)")["low"] > 0
