@@ -41,6 +41,7 @@ seed = 0
 beta = 0.1  # the text world's KL strength
 learning_rate = 3e-4
 batch_size = 32  # rows per step on the text world (experiments b and e)
+gradient_accumulation_steps = 1  # micro-batches a step is cut into: the same updates in less memory
 n_pairs = 1000  # text-world comparisons (experiment b)
 n_negatives = 1000  # SFT samples screened for negatives (experiment e)
 violation_samples = 512  # fresh samples per policy on which experiment e's violation rate is measured
@@ -129,7 +130,8 @@ chosen_change, change_interval = {}, {}
 for name, settings in {"DPO": dict(loss="dpo"), "DPOP": dict(loss="dpop", dpop_lambda=dpop_lambda)}.items():
     torch.manual_seed(seed)
     policy = trainable_copy(sft)
-    train_preference(policy, PreferenceConfig(beta=beta, learning_rate=learning_rate, batch_size=batch_size, seed=seed, **settings), rows, tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(beta=beta, learning_rate=learning_rate, batch_size=batch_size,
+                                              gradient_accumulation_steps=gradient_accumulation_steps, seed=seed, **settings), rows, tokenizer=tokenizer)
     change = sequence_logprobs(policy, tokenizer, prompts, chosen) - before
     chosen_change[name] = change.mean().item()
     change_interval[name] = mean_interval(change.numpy(), seed=seed)  # over the training pairs
@@ -249,7 +251,8 @@ violations = {"SFT": violation_rate(sft)}
 for name in ("npo", "d2o"):
     torch.manual_seed(seed)
     policy = trainable_copy(sft)
-    train_preference(policy, PreferenceConfig(loss=name, beta=beta, learning_rate=learning_rate, batch_size=batch_size, seed=seed), negatives, tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(loss=name, beta=beta, learning_rate=learning_rate, batch_size=batch_size,
+                                              gradient_accumulation_steps=gradient_accumulation_steps, seed=seed), negatives, tokenizer=tokenizer)
     violations[name.upper()] = violation_rate(policy)
 headline["e_violation_rate"] = violations
 print(f"{len(negatives)} negatives;", {k: round(v, 3) for k, v in violations.items()})

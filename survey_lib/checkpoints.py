@@ -116,7 +116,8 @@ class TrainingLoop:
     On creation it resumes from `config.output_dir` when that holds a checkpoint of the
     same run (`settings_fingerprint` of `config` and `data`); `start`, `history` and
     `extra` (the loop's own state) are then the checkpoint's. `update` takes one
-    optimiser step on a loss, refusing a non-finite one; `record` appends a step's
+    optimiser step on a loss, refusing a non-finite one (`accumulate` adds micro-batches'
+    gradients to it first); `record` appends a step's
     statistics and writes a checkpoint every `config.save_steps` steps and at the last.
     `config` needs `output_dir` (None: no checkpoints) and `save_steps`.
     """
@@ -126,6 +127,7 @@ class TrainingLoop:
         self.fingerprint = settings_fingerprint(config, *data)
         self.start, self.history, self.extra = resume_checkpoint(config.output_dir, model, optimizer, self.fingerprint)
         self.total, self.dashboard = None, None  # set by `steps`
+        self._new_step = True  # the next backward starts a fresh gradient
 
     def steps(self, total: int, desc: str, progress: bool):
         """Steps `start` .. `total` - 1, with a progress bar when `progress`; in a notebook,
@@ -133,17 +135,26 @@ class TrainingLoop:
         self.total, self.dashboard = total, live_curves(desc)
         return tqdm(range(self.start, total), desc=desc, disable=not progress, initial=self.start, total=total)
 
-    def update(self, loss: torch.Tensor, step: int, *, rows=None, max_grad_norm: float | None = None) -> None:
-        """zero_grad, backward, (clip the gradient norm), step; a NaN or inf loss raises
-        naming the step and `rows`, the batch's first row indices."""
+    def accumulate(self, loss: torch.Tensor, step: int, *, rows=None) -> None:
+        """Add `loss`'s gradient to the step's, without stepping: one micro-batch of a step
+        cut into several (gradient accumulation); `update` takes the step with the last one.
+        A NaN or inf loss raises naming the step and `rows`, the batch's first row indices."""
         if not torch.isfinite(loss):
             where = "" if rows is None else f" on rows {list(rows)[:10]}"
             raise FloatingPointError(f"non-finite loss at step {step}{where}; lower learning_rate")
-        self.optimizer.zero_grad()
+        if self._new_step:
+            self.optimizer.zero_grad()
+            self._new_step = False
         loss.backward()
+
+    def update(self, loss: torch.Tensor, step: int, *, rows=None, max_grad_norm: float | None = None) -> None:
+        """Backward `loss` (after any `accumulate`d since the last step), clip the gradient
+        norm when `max_grad_norm` is set, and take the optimiser step."""
+        self.accumulate(loss, step, rows=rows)
         if max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], max_grad_norm)
         self.optimizer.step()
+        self._new_step = True
 
     def record(self, step: int, record: dict, state=None) -> dict:
         """Append the step's record; when a checkpoint is due, write it with `extra`, first

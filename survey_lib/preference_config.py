@@ -45,6 +45,10 @@ class PreferenceConfig:
     """Train at least this many steps, repeating the data."""
     batch_size: int = 32
     """Rows per step."""
+    gradient_accumulation_steps: int = 1
+    """Micro-batches each step's rows are cut into, each with its own forward and backward
+    pass, their gradients summed before the one optimiser step (TRL's name): the same update
+    in a fraction of the memory. Not for the losses that couple a step's rows (`LossSpec.couples_rows`)."""
     max_length: int = 1024
     """Longest sequence in tokens (capped by the model's positions); longer ones keep their end."""
     label_smoothing: float = 0.0
@@ -101,9 +105,10 @@ class PreferenceConfig:
         check_choice("loss", self.loss, LOSSES)
         check_range("beta", self.beta, 0, low_open=True)
         check_range("learning_rate", self.learning_rate, 0, low_open=True)
-        for name in ("epochs", "min_steps", "batch_size", "max_length", "save_steps", "seed", "reference_stages", "d2o_samples"):
+        for name in ("epochs", "min_steps", "batch_size", "gradient_accumulation_steps", "max_length", "save_steps", "seed",
+                     "reference_stages", "d2o_samples"):
             check_type(name, getattr(self, name), int)
-        for name in ("epochs", "batch_size", "save_steps", "reference_stages", "d2o_samples"):
+        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "save_steps", "reference_stages", "d2o_samples"):
             check_range(name, getattr(self, name), 1)
         check_range("max_length", self.max_length, 2)
         check_range("label_smoothing", self.label_smoothing, 0, 0.5, high_open=True)
@@ -167,6 +172,9 @@ class LossSpec:
     token_level: bool = False
     length_normalized: bool = False
     """Feed per-token averages of the log-ratios (TRL's IPO)."""
+    couples_rows: bool = False
+    """The loss of a row depends on the step's other rows (KTO's KL estimate, beta-DPO's
+    batch statistics, AOT's sort over the batch), so a step cannot be cut into micro-batches."""
 
 
 def _pair(fn, **fixed):
@@ -196,11 +204,12 @@ LOSSES: dict[str, LossSpec] = {
         needs_reference=False,
     ),
     "gpo": LossSpec("pairs", _pair(pl.gpo_loss, kind=lambda c: c.gpo_kind)),
-    "beta_dpo": LossSpec("pairs", lambda b, c: _beta_dpo(b, c)),
+    "beta_dpo": LossSpec("pairs", lambda b, c: _beta_dpo(b, c), couples_rows=True),
     "kto": LossSpec(
         "unpaired",
         lambda b, c: pl.kto_loss(b.completion, b.ref_completion, b.labels, b.kl, beta=c.beta,
                                  desirable_weight=c.kto_desirable_weight, undesirable_weight=c.kto_undesirable_weight),
+        couples_rows=True,
     ),
     "orpo": LossSpec(
         "pairs",
@@ -228,7 +237,7 @@ LOSSES: dict[str, LossSpec] = {
     "nca": LossSpec("pairs", _pair(pl.nca_loss)),
     "bco": LossSpec("pairs", _pair(pl.bco_loss)),
     "exo": LossSpec("pairs", _pair(pl.exo_loss, label_smoothing=lambda c: c.label_smoothing or 1e-3)),
-    "aot": LossSpec("pairs", _pair(pl.aot_loss, label_smoothing=lambda c: c.label_smoothing)),
+    "aot": LossSpec("pairs", _pair(pl.aot_loss, label_smoothing=lambda c: c.label_smoothing), couples_rows=True),
     "apo_zero": LossSpec("pairs", _pair(pl.apo_loss, variant=lambda c: "zero")),
     "apo_down": LossSpec("pairs", _pair(pl.apo_loss, variant=lambda c: "down")),
     "sppo_hard": LossSpec("pairs", _sppo_hard),

@@ -219,14 +219,22 @@ def _restore_loop_state(extra: dict, config: PreferenceConfig, values: PromptVal
     return beta_dpo, generator
 
 
-def _record(step: int, loss: torch.Tensor, batch: Batch, config: PreferenceConfig, spec: LossSpec) -> dict:
-    """The step's loss and beta; for pairs, the mean chosen and rejected log-ratios and the
-    fraction of pairs with a positive margin."""
-    record = {"step": step, "loss": loss.item(), "beta": batch.beta_dpo.beta if config.loss == "beta_dpo" else config.beta}
+def _record(loss: torch.Tensor, batch: Batch, spec: LossSpec, share: float) -> dict:
+    """One micro-batch's part of its step's record, its means weighted by `share` (its
+    fraction of the step's rows; `loss` is weighted already): the loss; for pairs, the mean
+    chosen and rejected log-ratios and the fraction of pairs with a positive margin."""
+    record = {"loss": loss.item()}
     if spec.data == "pairs" and spec.needs_reference:
         a, b = (batch.chosen - batch.ref_chosen).detach(), (batch.rejected - batch.ref_rejected).detach()
-        record.update(chosen_logratio=a.mean().item(), rejected_logratio=b.mean().item(), accuracy=(a > b).float().mean().item())
+        record.update(chosen_logratio=share * a.mean().item(), rejected_logratio=share * b.mean().item(),
+                      accuracy=share * (a > b).float().mean().item())
     return record
+
+
+def _step_record(step: int, beta: float, parts: list[dict]) -> dict:
+    """The step's record: its micro-batches' weighted parts summed, and the beta it used."""
+    total = {key: sum(part[key] for part in parts) for key in parts[0]}
+    return {"step": step, "loss": total.pop("loss"), "beta": beta, **total}
 
 
 def train_preference(model, config: PreferenceConfig | None, rows, *, tokenizer=None, progress: bool = False) -> TrainingResult:
@@ -250,6 +258,9 @@ def train_preference(model, config: PreferenceConfig | None, rows, *, tokenizer=
         raise ValueError("pass tokenizer= with a model object")
     keep_4bit_weights_differentiable(model)
     spec, pad_id = LOSSES[config.loss], tokenizer.pad_token_id
+    if config.gradient_accumulation_steps > 1 and spec.couples_rows:
+        raise ValueError(f"loss {config.loss!r} couples the rows of a step, so a step cannot be cut into micro-batches: "
+                         "use gradient_accumulation_steps=1 (a smaller batch_size saves memory instead)")
     rows = prepare_rows(rows, spec.data, tokenizer)
     n, prompts = len(rows), [r["prompt"] for r in rows]
     if config.reference_stages > n:
@@ -280,12 +291,17 @@ def train_preference(model, config: PreferenceConfig | None, rows, *, tokenizer=
         if stage > 0 and plan[step - 1][0] != stage:  # sDPO: the policy so far is the new reference
             cache_reference(model, data, extra["ref"], torch.arange(n).tensor_split(config.reference_stages)[stage].tolist(), pad_id)
         ref = {name: extra["ref"][name].to(model.device) for name in data.sequences}
-        batch = BATCHES[spec.data](model, data, ref, index, pad_id, spec, reference)
-        batch.values = None if values is None else values.of(index)
-        batch.beta_dpo, batch.generator = beta_dpo, generator
-        loss = spec.compute(batch, config).mean()
-        loop.update(loss, step, rows=index)
-        loop.record(step, _record(step, loss, batch, config, spec), state=lambda: {
+        parts = [p.tolist() for p in torch.tensor(index).tensor_split(config.gradient_accumulation_steps) if len(p)]
+        records = []
+        for i, part in enumerate(parts):  # micro-batches: each part's mean loss weighted by its share of the rows
+            batch = BATCHES[spec.data](model, data, ref, part, pad_id, spec, reference)
+            batch.values = None if values is None else values.of(part)
+            batch.beta_dpo, batch.generator = beta_dpo, generator
+            loss = spec.compute(batch, config).mean() * (len(part) / len(index))
+            (loop.update if i == len(parts) - 1 else loop.accumulate)(loss, step, rows=part)
+            records.append(_record(loss, batch, spec, len(part) / len(index)))
+        beta_used = beta_dpo.beta if config.loss == "beta_dpo" else config.beta
+        loop.record(step, _step_record(step, beta_used, records), state=lambda: {
             "beta_dpo": asdict(beta_dpo), "generator": generator.get_state(),
             **({} if values is None else {"values": values.values.detach().cpu().clone()})})
     model.eval()

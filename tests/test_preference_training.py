@@ -179,6 +179,25 @@ def test_dro_learns_one_value_per_distinct_prompt(rows, tok):
     assert all(math.isfinite(v) for v in result.values.values()) and any(v != 0 for v in result.values.values())
 
 
+@pytest.mark.parametrize("loss", ["dpo", "d2o", "dro", "rrhf"])
+def test_gradient_accumulation_takes_the_same_steps_in_micro_batches(rows, tok, loss):
+    """Three uneven micro-batches of 16 rows (6, 5, 5) give the updates and records of whole
+    steps: each part's mean loss is weighted by its share of the rows."""
+    data = rewarded(rows[:16]) if LOSSES[loss].data == "rewarded" else rows[:32]
+    whole = train_preference(policy(), replace(FAST, loss=loss), data, tokenizer=tok)
+    cut = train_preference(policy(), replace(FAST, loss=loss, gradient_accumulation_steps=3), data, tokenizer=tok)
+    for a, b in zip(whole.model.parameters(), cut.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for h, g in zip(whole.history, cut.history, strict=True):
+        assert h.keys() == g.keys() and all(g[k] == pytest.approx(v, rel=1e-4, abs=1e-5) for k, v in h.items())
+
+
+@pytest.mark.parametrize("loss", [name for name, spec in LOSSES.items() if spec.couples_rows])
+def test_gradient_accumulation_is_refused_for_losses_that_couple_a_steps_rows(rows, tok, loss):
+    with pytest.raises(ValueError, match=f"{loss}.*gradient_accumulation_steps=1"):
+        train_preference(policy(), replace(FAST, loss=loss, gradient_accumulation_steps=2), rows[:16], tokenizer=tok)
+
+
 # ------------------------------------------------------------------ resume
 
 
