@@ -24,7 +24,10 @@ step) 3.4-3.5 GB peak, 1.2 GB after glibc's `malloc_trim(0)` (freed heap its are
 The 6.4 GB peak is then experiment e's, where a D2O step holds 40 sequences (8 negatives and
 4 reference samples each) with their vocabulary-wide logits. Passing `logits_to_keep` (no
 logits over prompt positions) would halve those on chat prompts, but changes the zoo's
-gradients in the last bits, hence the tiny numbers. The `colab` and `gpu` profiles need the
+gradients in the last bits, hence the tiny numbers. `PreferenceConfig.gradient_accumulation_steps` now cuts
+such a step into micro-batches with the same update: a run with `gradient_accumulation_steps=4`
+(run alongside another job, stopped during experiment e) had peaked at 4.0 GB by then, so
+what sets the peak there is still to be found. The `colab` and `gpu` profiles need the
 Hub, so no size of theirs has been run yet; none is listed.
 """
 from __future__ import annotations
