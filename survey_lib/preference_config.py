@@ -121,6 +121,9 @@ class PreferenceConfig:
             raise ValueError(f"reference_stages > 1 (sDPO) is not supported with the token-level loss {self.loss!r}")
         if self.reference_stages > 1 and not LOSSES[self.loss].needs_reference:
             raise ValueError(f"reference_stages > 1 (sDPO) has no reference to refresh for the loss {self.loss!r}")
+        if self.gradient_accumulation_steps > 1 and LOSSES[self.loss].couples_rows:
+            raise ValueError(f"the loss {self.loss!r} couples the rows of a step, so a step cannot be cut into micro-batches: "
+                             "use gradient_accumulation_steps=1 (a smaller batch_size saves memory instead)")
 
 
 @dataclass

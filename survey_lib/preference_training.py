@@ -258,9 +258,6 @@ def train_preference(model, config: PreferenceConfig | None, rows, *, tokenizer=
         raise ValueError("pass tokenizer= with a model object")
     keep_4bit_weights_differentiable(model)
     spec, pad_id = LOSSES[config.loss], tokenizer.pad_token_id
-    if config.gradient_accumulation_steps > 1 and spec.couples_rows:
-        raise ValueError(f"loss {config.loss!r} couples the rows of a step, so a step cannot be cut into micro-batches: "
-                         "use gradient_accumulation_steps=1 (a smaller batch_size saves memory instead)")
     rows = prepare_rows(rows, spec.data, tokenizer)
     n, prompts = len(rows), [r["prompt"] for r in rows]
     if config.reference_stages > n:
