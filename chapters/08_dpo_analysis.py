@@ -126,12 +126,13 @@ annotators = SimulatedAnnotators(world, AnnotatorConfig(temperature=0.2, disagre
 rows = sample_response_pairs(sft, tokenizer, world, n_pairs, seed=seed).label(annotators)
 prompts, chosen = [r["prompt"] for r in rows], [r["chosen"] for r in rows]
 before = sequence_logprobs(sft, tokenizer, prompts, chosen)
+text_training = dict(beta=beta, learning_rate=learning_rate, batch_size=batch_size,
+                     gradient_accumulation_steps=gradient_accumulation_steps, seed=seed)  # experiments b and e
 chosen_change, change_interval = {}, {}
 for name, settings in {"DPO": dict(loss="dpo"), "DPOP": dict(loss="dpop", dpop_lambda=dpop_lambda)}.items():
     torch.manual_seed(seed)
     policy = trainable_copy(sft)
-    train_preference(policy, PreferenceConfig(beta=beta, learning_rate=learning_rate, batch_size=batch_size,
-                                              gradient_accumulation_steps=gradient_accumulation_steps, seed=seed, **settings), rows, tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(**text_training, **settings), rows, tokenizer=tokenizer)
     change = sequence_logprobs(policy, tokenizer, prompts, chosen) - before
     chosen_change[name] = change.mean().item()
     change_interval[name] = mean_interval(change.numpy(), seed=seed)  # over the training pairs
@@ -251,8 +252,7 @@ violations = {"SFT": violation_rate(sft)}
 for name in ("npo", "d2o"):
     torch.manual_seed(seed)
     policy = trainable_copy(sft)
-    train_preference(policy, PreferenceConfig(loss=name, beta=beta, learning_rate=learning_rate, batch_size=batch_size,
-                                              gradient_accumulation_steps=gradient_accumulation_steps, seed=seed), negatives, tokenizer=tokenizer)
+    train_preference(policy, PreferenceConfig(loss=name, **text_training), negatives, tokenizer=tokenizer)
     violations[name.upper()] = violation_rate(policy)
 headline["e_violation_rate"] = violations
 print(f"{len(negatives)} negatives;", {k: round(v, 3) for k, v in violations.items()})

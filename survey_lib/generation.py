@@ -59,6 +59,27 @@ class Rollouts:
             self.ended[index],
         )
 
+    @classmethod
+    def concatenate(cls, parts: list[Rollouts], pad_token_id: int) -> Rollouts:
+        """Stack batches sampled separately (DAPO's dynamic sampling, chapter 09): prompts are
+        left-padded and responses right-padded to the longest of any part, as one batch
+        would have been."""
+        prompt_length = max(p.prompt_length for p in parts)
+        response_length = max(p.response_mask.shape[1] for p in parts)
+
+        def widen(x: torch.Tensor, left: int, right: int, value: int) -> torch.Tensor:
+            return torch.nn.functional.pad(x, (left, right), value=value)
+
+        pieces = [(prompt_length - p.prompt_length, response_length - p.response_mask.shape[1]) for p in parts]
+        return cls(
+            [x for p in parts for x in p.prompts],
+            [x for p in parts for x in p.completions],
+            torch.cat([widen(p.sequences, left, right, pad_token_id) for p, (left, right) in zip(parts, pieces)]),
+            torch.cat([widen(p.attention_mask, left, right, 0) for p, (left, right) in zip(parts, pieces)]),
+            torch.cat([widen(p.response_mask, 0, right, 0) for p, (_, right) in zip(parts, pieces)]),
+            torch.cat([p.ended for p in parts]),
+        )
+
 
 DEFAULT_MAX_NEW_TOKENS = 24
 """The response limit of a model that sets none: the tiny world's reviews fit in 24 tokens."""

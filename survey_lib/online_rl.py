@@ -8,7 +8,10 @@ steps on them. The three methods differ in how a response's advantage is estimat
 - RLOO (Ahmadian et al. 2024, arXiv 2402.14740; Kool et al. 2019): k responses per prompt,
   each baselined by the mean reward of the other k - 1, the KL penalty inside the reward;
 - GRPO (Shao et al. 2024, DeepSeekMath, arXiv 2402.03300): G responses per prompt,
-  advantage (r - mean) / std over the group, the KL to the reference in the loss.
+  advantage (r - mean) / std over the group, the KL to the reference in the loss; and its
+  2025 variants (Dr. GRPO, DAPO, GSPO, CISPO) and REINFORCE++ as settings of `GroupConfig`
+  (chapter 09; the math in `survey_lib.group_losses`, each paper's settings in
+  `GROUP_RECIPES`).
 
 **One reward interface** for every method: any callable `reward(prompts, completions)`
 returning one finite number per completion: a `RewardModel` or `RewardEnsemble` (chapter
@@ -24,6 +27,7 @@ fixed amount from its score.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,9 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._checks import check_range, check_type
+from ._checks import check_choice, check_range, check_type
 from .checkpoints import TrainingLoop
-from .generation import Rollouts, generate_rollouts
+from .generation import Rollouts, generate_rollouts, response_limit
+from .group_losses import (IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SCALE_REWARDS, group_advantages, group_policy_loss,
+                           informative_groups, overlong_penalty, reinforce_pp_advantages, rloo_advantages, rloo_loss)
 from .models import frozen_reference, keep_4bit_weights_differentiable
 
 RewardFunction = Callable[[list, list], "np.ndarray"]
@@ -87,32 +93,98 @@ class OnlineConfig:
 
 @dataclass(frozen=True)
 class GroupConfig(OnlineConfig):
-    """RLOO and GRPO: several responses per prompt, a baseline from the group (chapter 04)."""
+    """The group-policy family (chapters 04 and 09): several responses per prompt, a baseline
+    from the group, no critic. Names and defaults of the GRPO settings follow TRL's
+    `GRPOConfig`; `group_losses` holds the math and `GROUP_RECIPES` the papers' settings."""
 
     num_generations: int = 4
     """Responses per prompt (k in RLOO, G in GRPO); `batch_size` must be a multiple of it."""
     beta: float = 0.05
-    """KL coefficient: in the reward for RLOO (k1 estimator), in the loss for GRPO (k3)."""
+    """KL coefficient: in the reward for RLOO and REINFORCE++ (k1 estimator), in the loss for
+    GRPO (k3). 0 drops the reference model's term (Dr. GRPO, DAPO, GSPO, CISPO train without)."""
     epsilon: float = 0.2
-    """Clip range of the probability ratio; only active when `num_iterations` > 1."""
+    """Clip range of the importance weight: [1 - epsilon, 1 + epsilon_high]. Only active when a
+    batch is reused (`num_iterations` > 1): the first update is on-policy, where the weight is 1."""
+    epsilon_high: float | None = None
+    """Upper clip: None is `epsilon`; DAPO's clip-higher uses 0.28 with epsilon = 0.2. With
+    loss_type="cispo" it is the cap of the detached weight itself (e.g. 5.0), as in TRL."""
     num_iterations: int = 1
     """Gradient steps per batch of rollouts (mu in GRPO); 1 is plain on-policy REINFORCE."""
-    scale_rewards: bool = True
-    """GRPO divides advantages by the group's standard deviation; RLOO ignores it."""
+    loss_type: str = "grpo"
+    """How token losses are averaged and clipped (`group_losses.LOSS_TYPES`): "grpo" (per
+    response, then over responses), "bnpo"/"dapo" (over the batch's tokens), "dr_grpo" (a
+    constant divisor), "cispo" (clipped, detached weight on log pi). RLOO ignores it."""
+    importance_sampling_level: str = "token"
+    """"token" (GRPO) or "sequence" (GSPO: one length-normalised weight per response)."""
+    scale_rewards: str = "group"
+    """GRPO's advantage divisor: the group's std ("group"), the batch's ("batch") or none
+    ("none", Dr. GRPO). RLOO and REINFORCE++ ignore it."""
+    dynamic_sampling: bool = False
+    """DAPO: drop the groups whose rewards are all equal (no gradient) and sample more prompts
+    until `batch_size` rollouts remain; the history counts every generation."""
+    max_sampling_rounds: int = 8
+    """With dynamic sampling, batches sampled at most per step; the step trains on the groups it
+    found, and a step that found none raises."""
+    overlong_buffer_len: int | None = None
+    """DAPO's soft overlong punishment: the last this many tokens before the response limit
+    cost up to 1 reward (`group_losses.overlong_penalty`); None: off."""
 
     def __post_init__(self):
         super().__post_init__()
-        check_type("num_generations", self.num_generations, int)
-        check_type("num_iterations", self.num_iterations, int)
+        for name in ("num_generations", "num_iterations", "max_sampling_rounds"):
+            check_type(name, getattr(self, name), int)
         check_range("num_generations", self.num_generations, 2)
         check_range("num_iterations", self.num_iterations, 1)
+        check_range("max_sampling_rounds", self.max_sampling_rounds, 1)
         check_range("beta", self.beta, 0)
         check_range("epsilon", self.epsilon, 0, low_open=True)
+        check_choice("loss_type", self.loss_type, LOSS_TYPES)
+        check_choice("importance_sampling_level", self.importance_sampling_level, IMPORTANCE_SAMPLING_LEVELS)
+        check_choice("scale_rewards", self.scale_rewards, SCALE_REWARDS)
+        if self.epsilon_high is not None:
+            if self.loss_type == "cispo":
+                check_range("epsilon_high", self.epsilon_high, 1, low_open=True)
+            elif self.epsilon_high < self.epsilon:
+                raise ValueError(f"epsilon_high={self.epsilon_high} must be at least epsilon={self.epsilon} "
+                                 "(clip-higher widens the upper side of the clip only)")
+        elif self.loss_type == "cispo":
+            raise ValueError("loss_type='cispo' needs epsilon_high, the cap of its importance weight (e.g. 5.0)")
+        if self.overlong_buffer_len is not None:
+            check_type("overlong_buffer_len", self.overlong_buffer_len, int)
+            check_range("overlong_buffer_len", self.overlong_buffer_len, 1)
+            if self.max_new_tokens is not None and self.overlong_buffer_len > self.max_new_tokens:
+                raise ValueError(f"overlong_buffer_len={self.overlong_buffer_len} must not exceed "
+                                 f"max_new_tokens={self.max_new_tokens}")
         if self.batch_size % self.num_generations:
             raise ValueError(
                 f"batch_size={self.batch_size} must be divisible by num_generations={self.num_generations} "
                 "(each prompt gets num_generations responses)"
             )
+
+
+GROUP_RECIPES: dict[str, tuple[str, dict]] = {
+    "RLOO": ("rloo", {}),
+    "GRPO": ("grpo", {"loss_type": "grpo", "scale_rewards": "group", "beta": 0.04}),
+    "Dr. GRPO": ("grpo", {"loss_type": "dr_grpo", "scale_rewards": "none", "beta": 0.0}),
+    "DAPO": ("grpo", {"loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.28, "dynamic_sampling": True, "beta": 0.0}),
+    "GSPO": ("grpo", {"importance_sampling_level": "sequence", "epsilon": 3e-4, "epsilon_high": 4e-4, "beta": 0.0}),
+    "CISPO": ("grpo", {"loss_type": "cispo", "epsilon_high": 5.0, "beta": 0.0}),
+    "REINFORCE++": ("reinforce_pp", {"loss_type": "bnpo"}),
+}
+"""Each paper's method as `train_group_policy`'s `method` and the `GroupConfig` settings that
+make it (chapter 09's table): GRPO's beta 0.04 (DeepSeekMath); Dr. GRPO without length or std
+normalisation; DAPO's clip-higher 0.2/0.28, token-level loss and dynamic sampling (its
+overlong penalty depends on the response limit: set `overlong_buffer_len`); GSPO's sequence
+weight with its clip range 3e-4/4e-4; CISPO's cap 5.0 (TRL's suggestion); REINFORCE++'s
+token-level loss. Use `group_recipe`."""
+
+
+def group_recipe(name: str, **settings) -> tuple[str, GroupConfig]:
+    """`(method, config)` for a paper's method from `GROUP_RECIPES`, with `settings` (steps,
+    batch_size, ...) on top: `method, config = group_recipe("DAPO", steps=40)`."""
+    check_choice("recipe", name, GROUP_RECIPES)
+    method, recipe = GROUP_RECIPES[name]
+    return method, GroupConfig(**{**recipe, **settings})
 
 
 # ------------------------------------------------------------------ shared pieces
@@ -144,10 +216,17 @@ def response_outputs(model, rollouts: Rollouts) -> torch.Tensor:
     return out.logits[:, rollouts.prompt_length - 1 : -1].float()
 
 
-def token_logprobs(model, rollouts: Rollouts, temperature: float) -> torch.Tensor:
-    """log pi(y_t | x, y_<t) of each response token at the sampling temperature: [B, T]."""
-    logits = response_outputs(model, rollouts) / temperature
-    return torch.log_softmax(logits, -1).gather(-1, rollouts.responses.unsqueeze(-1)).squeeze(-1)
+def token_logprobs(model, rollouts: Rollouts, temperature: float, *, with_entropy: bool = False):
+    """log pi(y_t | x, y_<t) of each response token at the sampling temperature: [B, T].
+    With `with_entropy`, also the policy's entropy at each position, [B, T], without
+    gradients (computed a row at a time, so a large vocabulary costs no second [B, T, V])."""
+    logprobs = torch.log_softmax(response_outputs(model, rollouts) / temperature, -1)
+    chosen = logprobs.gather(-1, rollouts.responses.unsqueeze(-1)).squeeze(-1)
+    if not with_entropy:
+        return chosen
+    with torch.no_grad():
+        entropy = torch.stack([-(row.exp() * row).sum(-1) for row in logprobs.detach()])
+    return chosen, entropy
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
@@ -258,91 +337,100 @@ class OnlineResult:
     critic: nn.Module | None = None
 
 
-# ------------------------------------------------------------------ RLOO and GRPO
+# ------------------------------------------------------------------ the group-policy family
+
+GROUP_METHODS = ("rloo", "grpo", "reinforce_pp")
+"""`train_group_policy`'s advantage estimators."""
 
 
-def rloo_advantages(rewards: torch.Tensor, k: int) -> torch.Tensor:
-    """Leave-one-out advantages: r_i - mean of the other k - 1 rewards of the same prompt
-    (Ahmadian et al. 2024, eq. 6). `rewards` holds groups of k adjacent rows."""
-    grouped = rewards.view(-1, k)
-    baseline = (grouped.sum(1, keepdim=True) - grouped) / (k - 1)
-    return (grouped - baseline).view(-1)
-
-
-def grpo_advantages(rewards: torch.Tensor, k: int, *, scale: bool = True) -> torch.Tensor:
-    """Group-relative advantages: (r_i - mean of the group) / (std of the group + 1e-4)
-    (Shao et al. 2024, section 4.1.2; std with Bessel's correction, as TRL)."""
-    grouped = rewards.view(-1, k)
-    centred = grouped - grouped.mean(1, keepdim=True)
-    return (centred / (grouped.std(1, keepdim=True) + 1e-4) if scale else centred).view(-1)
-
-
-def rloo_loss(logprobs, old_logprobs, advantages, mask, epsilon: float):
-    """RLOO's loss with a sequence-level ratio: rho_i = exp(sum_t (log pi - log pi_old)),
-    -mean_i min(rho_i A_i, clip(rho_i, 1 - eps, 1 + eps) A_i) (as TRL's `RLOOTrainer`;
-    with one update per batch rho = 1 and it is REINFORCE with the leave-one-out baseline
-    of Ahmadian et al. 2024). Also the fraction of sequences whose ratio lies outside
-    [1 - eps, 1 + eps]."""
-    ratio = torch.exp(((logprobs - old_logprobs) * mask).sum(-1))
-    clipped = ratio.clamp(1 - epsilon, 1 + epsilon)
-    loss = -torch.min(ratio * advantages, clipped * advantages).mean()
-    return loss, ((ratio - 1).abs() > epsilon).float().mean()
-
-
-def grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, epsilon: float, beta: float):
-    """GRPO's loss (Shao et al. 2024, DeepSeekMath): per token -min(rho_t A, clip(rho_t, 1 +- eps) A)
-    + beta k3_t with rho_t = pi / pi_old and the k3 estimator k3_t = pi_ref/pi - log(pi_ref/pi)
-    - 1 (Schulman 2020), averaged over each response's tokens, then over responses. Also
-    the fraction of tokens whose ratio lies outside [1 - eps, 1 + eps]."""
-    ratio = torch.exp(logprobs - old_logprobs)
-    clipped = ratio.clamp(1 - epsilon, 1 + epsilon)
-    per_token = -torch.min(ratio * advantages[:, None], clipped * advantages[:, None])
-    k3 = torch.exp(ref_logprobs - logprobs) - (ref_logprobs - logprobs) - 1
-    loss = masked_mean(per_token + beta * k3, mask, dim=-1).mean()
-    return loss, masked_mean(((ratio - 1).abs() > epsilon).float(), mask)
+def _group_rollout(run: OnlineRun, config: GroupConfig, step: int) -> tuple[Rollouts, torch.Tensor, int]:
+    """One step's rollouts and scores, with DAPO's overlong penalty and dynamic sampling when
+    they are on; also how many responses were generated for them."""
+    k, limit = config.num_generations, response_limit(run.policy, config.max_new_tokens)
+    parts, found, generated = [], 0, 0
+    for _ in range(config.max_sampling_rounds if config.dynamic_sampling else 1):
+        rollouts, scores = run.rollout()
+        generated += len(scores)
+        if config.overlong_buffer_len is not None:
+            lengths = rollouts.response_mask.sum(-1).cpu()
+            scores = scores + overlong_penalty(lengths, limit, config.overlong_buffer_len).to(scores.device)
+        if not config.dynamic_sampling:
+            return rollouts, scores, generated
+        keep = informative_groups(scores, k)
+        if not keep.any():
+            warnings.warn(f"step {step}: every group of {k} responses had equal rewards (no gradient in "
+                          f"{keep.numel()} groups); sampling again", stacklevel=3)
+            continue
+        rows = (torch.nonzero(keep).view(-1, 1) * k + torch.arange(k)).view(-1).tolist()
+        parts.append((rollouts.select(rows), scores[rows]))
+        found += int(keep.sum())
+        if found * k >= config.batch_size:
+            break
+    if not parts:
+        raise RuntimeError(
+            f"dynamic sampling found no group with unequal rewards in {config.max_sampling_rounds} rounds of "
+            f"{config.batch_size} responses at step {step}: the reward gives every response to these prompts the "
+            "same score (all right or all wrong). Use easier or harder prompts, or dynamic_sampling=False")
+    rollouts = Rollouts.concatenate([r for r, _ in parts], run.tokenizer.pad_token_id).select(range(min(found * k, config.batch_size)))
+    scores = torch.cat([s for _, s in parts])[: len(rollouts.completions)]
+    return rollouts, scores, generated
 
 
 def train_group_policy(policy, config: GroupConfig | None, prompts: list[str], *, tokenizer, reward: RewardFunction,
                        method: str = "rloo", callback: Callable[[int, nn.Module], None] | None = None,
                        progress: bool = False) -> OnlineResult:
-    """Train `policy` with RLOO (method="rloo") or GRPO (method="grpo") on `reward` (chapter 04).
+    """Train `policy` on `reward` with a critic-free group method (chapters 04 and 09).
 
-    Each step: 1. sample `num_generations` responses per prompt and score them; 2. the
-    advantages: RLOO's leave-one-out on R_i = score_i - beta * sum_t (log pi_old - log pi_ref)
-    (`rloo_advantages`), GRPO's group-normalised score (`grpo_advantages`); 3.
-    `num_iterations` gradient steps on `rloo_loss` or `grpo_loss`.
+    `method` is the advantage estimator: "rloo" (Ahmadian et al. 2024), "grpo" (Shao et al.
+    2024, with its 2025 variants through the config: Dr. GRPO, DAPO, GSPO, CISPO; see
+    `GROUP_RECIPES`) or "reinforce_pp" (REINFORCE++ with its group baseline, Hu et al. 2025).
+
+    Each step: 1. sample `num_generations` responses per prompt and score them (DAPO's
+    overlong penalty and dynamic sampling when on); 2. the advantages: RLOO's leave-one-out
+    on R_i = score_i - beta * sum_t (log pi_old - log pi_ref) (`group_losses.rloo_advantages`),
+    GRPO's group-normalised score (`group_advantages`), or REINFORCE++'s token-level return
+    with the KL in it, normalised over the batch (`reinforce_pp_advantages`); 3.
+    `num_iterations` gradient steps on `rloo_loss` (RLOO) or `group_policy_loss` (the others,
+    with beta's k3 term only for GRPO, whose KL is not in its reward).
 
     `callback(step, policy)` runs after each step (chapter 04 evaluates the policy there).
     Each history record holds the score, the sequence KL to the reference, the response
-    length, the fraction of responses that ended, the loss and the fraction of clipped
-    ratios (of the batch's last update).
+    length, the fraction of responses that ended, the policy's mean token entropy on its
+    responses, the responses generated for the step (more than `batch_size` under dynamic
+    sampling), the loss and the fraction of clipped weights (of the batch's last update).
     """
-    if method not in ("rloo", "grpo"):
-        raise ValueError(f"unknown method {method!r}; valid choices: 'rloo', 'grpo'")
+    check_choice("method", method, GROUP_METHODS)
     config = config or GroupConfig()
     k = config.num_generations
     run = OnlineRun(policy, config, prompts, tokenizer=tokenizer, reward=reward, group=k)
+    limit = response_limit(policy, config.max_new_tokens)
     for step in run.steps(method.upper(), progress):
         # 1. rollouts and what the updates compare against
-        rollouts, scores = run.rollout()
+        rollouts, scores, generated = _group_rollout(run, config, step)
         mask = rollouts.response_mask.float()
-        first = token_logprobs(policy, rollouts, config.temperature)  # the first update's, with gradients
+        first, entropy = token_logprobs(policy, rollouts, config.temperature, with_entropy=True)
         old, ref = run.old_and_reference_logprobs(rollouts, current=first)
         kl = ((old - ref) * mask).sum(-1)
-        # 2. advantages from the group
+        # 2. advantages
         if method == "rloo":
             advantages = rloo_advantages(scores - config.beta * kl, k)
+        elif method == "grpo":
+            advantages = group_advantages(scores, k, scale=config.scale_rewards)
         else:
-            advantages = grpo_advantages(scores, k, scale=config.scale_rewards)
+            advantages = reinforce_pp_advantages(scores, old - ref, mask, k, config.beta)
         # 3. clipped updates on the same rollouts
         for iteration in range(config.num_iterations):
             new = first if iteration == 0 else token_logprobs(policy, rollouts, config.temperature)
             if method == "rloo":
                 loss, clipfrac = rloo_loss(new, old, advantages, mask, config.epsilon)
             else:
-                loss, clipfrac = grpo_loss(new, old, ref, advantages, mask, config.epsilon, config.beta)
+                loss, clipfrac = group_policy_loss(
+                    new, old, ref, advantages, mask, loss_type=config.loss_type, epsilon=config.epsilon,
+                    epsilon_high=config.epsilon_high, importance_sampling_level=config.importance_sampling_level,
+                    beta=config.beta if method == "grpo" else 0.0, max_completion_length=limit)
             run.step(loss)
-        run.record(step, rollouts, scores, kl, loss=loss.item(), clipfrac=clipfrac.item())
+        run.record(step, rollouts, scores, kl, loss=loss.item(), clipfrac=clipfrac.item(),
+                   entropy=masked_mean(entropy, mask).item(), generations=generated)
         if callback is not None:
             callback(step, policy)
     policy.eval()

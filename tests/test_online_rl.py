@@ -13,15 +13,8 @@ from survey_lib import preference_losses as pl
 from survey_lib.generation import generate_rollouts, sample_completions
 from survey_lib.models import load_model
 from survey_lib import checkpoints
-from survey_lib.online_rl import (
-    GroupConfig,
-    grpo_advantages,
-    grpo_loss,
-    rloo_advantages,
-    rloo_loss,
-    token_logprobs,
-    train_group_policy,
-)
+from survey_lib.group_losses import group_advantages, group_policy_loss, rloo_advantages, rloo_loss
+from survey_lib.online_rl import GroupConfig, token_logprobs, train_group_policy
 from survey_lib.overoptimization import best_of_n_kl, best_of_n_sweep, fit_gao, gao_curve
 from survey_lib.preference_data import PreferenceDataError
 from survey_lib.preference_config import PreferenceConfig
@@ -73,10 +66,10 @@ def test_grpo_advantage_is_the_group_z_score_with_bessels_std():
     r = np.array([1.0, 2.0, 6.0, 0.0, 0.0, 3.0])
     groups = r.reshape(2, 3)
     expected = (groups - groups.mean(1, keepdims=True)) / (groups.std(1, ddof=1, keepdims=True) + 1e-4)
-    torch.testing.assert_close(grpo_advantages(t(r), 3), t(expected.reshape(-1)))
-    assert grpo_advantages(t(r), 3)[0].item() == pytest.approx(-2 / (math.sqrt(7) + 1e-4))
-    torch.testing.assert_close(grpo_advantages(t(r), 3, scale=False), t([-2.0, -1.0, 3.0, -1.0, -1.0, 2.0]))
-    assert (grpo_advantages(t([5.0, 5.0, 5.0]), 3) == 0).all()  # a tied group teaches nothing, and no NaN
+    torch.testing.assert_close(group_advantages(t(r), 3), t(expected.reshape(-1)))
+    assert group_advantages(t(r), 3)[0].item() == pytest.approx(-2 / (math.sqrt(7) + 1e-4))
+    torch.testing.assert_close(group_advantages(t(r), 3, scale="none"), t([-2.0, -1.0, 3.0, -1.0, -1.0, 2.0]))
+    assert (group_advantages(t([5.0, 5.0, 5.0]), 3) == 0).all()  # a tied group teaches nothing, and no NaN
 
 
 @pytest.mark.parametrize("changes", [{"batch_size": 10, "num_generations": 4}, {"num_generations": 1}])
@@ -124,7 +117,7 @@ def test_grpo_loss_clips_per_token_and_adds_k3_by_hand():
     old = torch.tensor([[-1.0, -1.0], [-1.0, -1.0]])
     ref = torch.tensor([[-1.0 + math.log(2.0), -1.0 + math.log(1.5)], [-1.0, -1.0]])
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
-    loss, clipfrac = grpo_loss(new, old, ref, torch.tensor([1.0, -1.0]), mask, 0.2, 0.1)
+    loss, clipfrac = group_policy_loss(new, old, ref, torch.tensor([1.0, -1.0]), mask, epsilon=0.2, beta=0.1)
     row0 = (-1.0 + 0.1 * (1 - math.log(2.0)) - 1.2) / 2
     assert loss.item() == pytest.approx((row0 + 1.0) / 2)
     assert clipfrac.item() == pytest.approx(1 / 3)

@@ -30,26 +30,17 @@ def carry_free_sum(a: int, b: int) -> int:
 
 
 @dataclass
-class ArithmeticTask:
-    """Additions a + b with 0 <= a, b <= max_operand.
-
-    Args:
-        max_operand: largest operand (99 gives two-digit additions).
-        carry_error_rate: in the pre-training corpus, the fraction of carry problems
-            answered with the carry forgotten.
-    """
+class Additions:
+    """Problems a + b with 0 <= a, b <= max_operand, prompted as "a+b=": what the two
+    verifiable tasks share (this one, answered at once, and `column_addition`'s, answered
+    with written work)."""
 
     max_operand: int = 99
-    carry_error_rate: float = 0.5
+    """Largest operand (99 gives two-digit additions)."""
 
     def __post_init__(self):
         check_type("max_operand", self.max_operand, int)
         check_range("max_operand", self.max_operand, 1)
-        check_range("carry_error_rate", self.carry_error_rate, 0, 1)
-
-    @property
-    def vocabulary(self) -> list[str]:
-        return VOCABULARY
 
     def sample_problems(self, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
         operands = rng.integers(0, self.max_operand + 1, size=(n, 2))
@@ -58,6 +49,27 @@ class ArithmeticTask:
     @staticmethod
     def prompt(a: int, b: int) -> str:
         return f"{a}+{b}="
+
+
+@dataclass
+class ArithmeticTask(Additions):
+    """Additions answered at once, with a checker of the sum.
+
+    Args:
+        max_operand: largest operand (99 gives two-digit additions).
+        carry_error_rate: in the pre-training corpus, the fraction of carry problems
+            answered with the carry forgotten.
+    """
+
+    carry_error_rate: float = 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("carry_error_rate", self.carry_error_rate, 0, 1)
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return VOCABULARY
 
     def corpus(self, n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
         """n (prompt, answer) pairs, carry problems wrong at `carry_error_rate`."""

@@ -34,8 +34,9 @@ class ZooSpec:
 
     name: str
     world: str
-    """"text" (movie-review continuations), "arithmetic" (a+b=) or "judge" (reviews and
-    judgements of them, `zoo.build.JudgeCurriculum`)."""
+    """"text" (movie-review continuations), "arithmetic" (a+b=), "judge" (reviews and
+    judgements of them, `zoo.build.JudgeCurriculum`), "columns" (a+b= with written work,
+    `world.column_addition`) or "columns-base" (the same, work shown rarely)."""
     description: str
     tokenizer_level: str = "word"
     """"word" or "char" (`survey_lib.tokenization`)."""
@@ -53,6 +54,10 @@ class ZooSpec:
     seed: int = 0
 
 
+_CHARACTER_ADDER = dict(tokenizer_level="char", hidden_size=128, num_layers=3, intermediate_size=384, steps=2500,
+                        batch_size=128, learning_rate=2e-3, completion_only=True)
+"""The shape and recipe of the three adders (`tiny-arith-lm`, `tiny-columns-lm`, `tiny-columns-base-lm`)."""
+
 ZOO: dict[str, ZooSpec] = {
     s.name: s
     for s in (
@@ -65,14 +70,7 @@ ZOO: dict[str, ZooSpec] = {
             "tiny-arith-lm",
             "arithmetic",
             "character-level LM of a+b= with carries forgotten half the time: partly right, for RL",
-            tokenizer_level="char",
-            hidden_size=128,
-            num_layers=3,
-            intermediate_size=384,
-            steps=2500,
-            batch_size=128,
-            learning_rate=2e-3,
-            completion_only=True,
+            **_CHARACTER_ADDER,
         ),
         ZooSpec(
             "tiny-judge-lm",
@@ -86,6 +84,21 @@ ZOO: dict[str, ZooSpec] = {
             batch_size=96,
             learning_rate=2e-3,
             completion_only=True,
+        ),
+        ZooSpec(
+            "tiny-columns-lm",
+            "columns",
+            "character-level LM that adds with written work, column by column, with a pupil's planted errors: "
+            "chapter 09's reasoning policy",
+            max_positions=96,  # written work is up to 59 characters
+            **_CHARACTER_ADDER,
+        ),
+        ZooSpec(
+            "tiny-columns-base-lm",
+            "columns-base",
+            "the same task, written work in 3% of its corpus: chapter 09's base model for R1-Zero",
+            max_positions=96,  # written work is up to 59 characters
+            **_CHARACTER_ADDER,
         ),
     )
 }

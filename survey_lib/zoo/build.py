@@ -31,6 +31,7 @@ from ..sequences import language_modeling_batch
 from ..tokenization import build_tokenizer
 from ..world.annotators import AnnotatorConfig, SimulatedAnnotators
 from ..world.arithmetic import ArithmeticTask
+from ..world.column_addition import ColumnAdditionTask
 from ..world.text import TextWorld
 from . import ARTIFACTS, ZOO, ZooSpec, zoo_path
 
@@ -38,7 +39,16 @@ from . import ARTIFACTS, ZOO, ZooSpec, zoo_path
 def _world(spec: ZooSpec):
     if spec.world == "judge":
         return JudgeCurriculum(seed=spec.seed)
+    if spec.world == "columns":
+        return ColumnAdditionTask()
+    if spec.world == "columns-base":
+        return ColumnAdditionTask(trace_rate=BASE_TRACE_RATE)
     return TextWorld(seed=spec.seed) if spec.world == "text" else ArithmeticTask()
+
+
+BASE_TRACE_RATE = 0.03
+"""How often `tiny-columns-base-lm`'s corpus shows written work (chapter 09's R1-Zero): rarely,
+as a web-trained base has seen worked solutions; never would leave RL nothing to find."""
 
 
 JUDGE_WORDS = ("compare", "A", "B", ":", "better", "?", "rate", "yes", "no")
@@ -150,6 +160,18 @@ def evaluate(spec: ZooSpec, model, tokenizer, n: int = 512, seed: int = 1, world
             "mean_words": float(c["n_words"].mean()),
         }
     prompts = [world.prompt(a, b) for a, b in world.sample_problems(n, rng)]
+    if spec.world.startswith("columns"):
+        limit = world.max_response_length
+        sampled = sample_completions(model, tokenizer, prompts, max_new_tokens=limit, seed=seed)
+        greedy = sample_completions(model, tokenizer, prompts, max_new_tokens=limit, greedy=True)
+        corpus = world.corpus(n, rng)
+        return {
+            "accuracy_sampled": float(world.verify(prompts, sampled).mean()),
+            "accuracy_greedy": float(world.verify(prompts, greedy).mean()),
+            "worked_sampled": float(world.well_formed(sampled).mean()),
+            "mean_length_sampled": float(np.mean([len(c) for c in sampled])),
+            "corpus_accuracy": float(world.verify([p for p, _ in corpus], [c for _, c in corpus]).mean()),
+        }
     return {
         "accuracy_sampled": float(world.verify(prompts, sample_completions(model, tokenizer, prompts, max_new_tokens=5, seed=seed)).mean()),
         "accuracy_greedy": float(world.verify(prompts, sample_completions(model, tokenizer, prompts, max_new_tokens=5, greedy=True)).mean()),
@@ -249,6 +271,8 @@ def build(name: str, out_dir: Path | None = None, steps: int | None = None, prog
         torch.set_num_threads(threads)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    if hasattr(world, "max_response_length"):  # written work is longer than the default limit
+        model.generation_config.max_new_tokens = world.max_response_length + 1
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:  # same filesystem: rename works
         # write into a temporary directory, then swap it in: a crash never leaves half a model
