@@ -39,7 +39,8 @@ from ._checks import check_choice, check_range, check_type
 from .checkpoints import TrainingLoop
 from .generation import Rollouts, generate_rollouts, response_limit
 from .group_losses import (IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SCALE_REWARDS, group_advantages, group_policy_loss,
-                           informative_groups, overlong_penalty, reinforce_pp_advantages, rloo_advantages, rloo_loss)
+                           informative_groups, kimi_length_reward, overlong_penalty, reinforce_pp_advantages,
+                           rloo_advantages, rloo_loss)
 from .models import frozen_reference, keep_4bit_weights_differentiable
 
 RewardFunction = Callable[[list, list], "np.ndarray"]
@@ -128,6 +129,10 @@ class GroupConfig(OnlineConfig):
     overlong_buffer_len: int | None = None
     """DAPO's soft overlong punishment: the last this many tokens before the response limit
     cost up to 1 reward (`group_losses.overlong_penalty`); None: off."""
+    length_reward_coef: float = 0.0
+    """Kimi k1.5's length reward (`group_losses.kimi_length_reward`) times this, added to the
+    score: within a group, short right answers gain and long ones lose. A response counts as
+    right when the reward scored it above 0 (a verifiable reward of 1 or 0). 0: off."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -138,6 +143,7 @@ class GroupConfig(OnlineConfig):
         check_range("max_sampling_rounds", self.max_sampling_rounds, 1)
         check_range("beta", self.beta, 0)
         check_range("epsilon", self.epsilon, 0, low_open=True)
+        check_range("length_reward_coef", self.length_reward_coef, 0)
         check_choice("loss_type", self.loss_type, LOSS_TYPES)
         check_choice("importance_sampling_level", self.importance_sampling_level, IMPORTANCE_SAMPLING_LEVELS)
         check_choice("scale_rewards", self.scale_rewards, SCALE_REWARDS)
@@ -344,16 +350,20 @@ GROUP_METHODS = ("rloo", "grpo", "reinforce_pp")
 
 
 def _group_rollout(run: OnlineRun, config: GroupConfig, step: int) -> tuple[Rollouts, torch.Tensor, int]:
-    """One step's rollouts and scores, with DAPO's overlong penalty and dynamic sampling when
-    they are on; also how many responses were generated for them."""
+    """One step's rollouts and scores, with DAPO's overlong penalty, Kimi's length reward and
+    DAPO's dynamic sampling when they are on; also how many responses were generated."""
     k, limit = config.num_generations, response_limit(run.policy, config.max_new_tokens)
     parts, found, generated = [], 0, 0
     for _ in range(config.max_sampling_rounds if config.dynamic_sampling else 1):
         rollouts, scores = run.rollout()
         generated += len(scores)
+        lengths = rollouts.response_mask.sum(-1).to(scores.device)
+        shaped = scores
         if config.overlong_buffer_len is not None:
-            lengths = rollouts.response_mask.sum(-1).cpu()
-            scores = scores + overlong_penalty(lengths, limit, config.overlong_buffer_len).to(scores.device)
+            shaped = shaped + overlong_penalty(lengths, limit, config.overlong_buffer_len)
+        if config.length_reward_coef:
+            shaped = shaped + config.length_reward_coef * kimi_length_reward(scores > 0, lengths, k)
+        scores = shaped
         if not config.dynamic_sampling:
             return rollouts, scores, generated
         keep = informative_groups(scores, k)
@@ -386,7 +396,7 @@ def train_group_policy(policy, config: GroupConfig | None, prompts: list[str], *
     `GROUP_RECIPES`) or "reinforce_pp" (REINFORCE++ with its group baseline, Hu et al. 2025).
 
     Each step: 1. sample `num_generations` responses per prompt and score them (DAPO's
-    overlong penalty and dynamic sampling when on); 2. the advantages: RLOO's leave-one-out
+    overlong penalty, Kimi's length reward and DAPO's dynamic sampling when on); 2. the advantages: RLOO's leave-one-out
     on R_i = score_i - beta * sum_t (log pi_old - log pi_ref) (`group_losses.rloo_advantages`),
     GRPO's group-normalised score (`group_advantages`), or REINFORCE++'s token-level return
     with the KL in it, normalised over the batch (`reinforce_pp_advantages`); 3.

@@ -6,7 +6,7 @@ models and its world from it:
 
 | profile | where            | models (policy; judge)                       | precision                    | world (prompts; gold)                                   | verifiable task | response limit |
 |---------|------------------|----------------------------------------------|------------------------------|---------------------------------------------------------|-----------------|----------------|
-| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)                   | fp32, full fine-tuning       | the review grammar; its programmatic gold (`TextWorld`)  | additions       | 24 tokens      |
+| tiny    | CPU, Binder, CI  | the zoo (`survey_lib.zoo`)                   | fp32, full fine-tuning       | the review grammar; its programmatic gold (`TextWorld`)  | additions, worked | 24 tokens    |
 | small   | any CPU, offline | SmolLM2-135M-Instruct (`survey_lib.smollm2`) | fp32 (bf16 autocast where the CPU has it), LoRA on the last 8 blocks | 320 review requests; VADER sentiment with guards      | none yet        | 48 tokens      |
 | colab   | a T4 (16 GB)     | Qwen2.5-0.5B-Instruct; Qwen2.5-1.5B-Instruct | QLoRA, fp16 compute          | UltraFeedback prompts; Skywork-Reward-V2-Qwen3-0.6B     | GSM8K           | 256 tokens     |
 | gpu     | an A100 / H100   | Qwen2.5-7B-Instruct (both)                   | QLoRA, bf16 compute          | UltraFeedback prompts; Skywork-Reward-V2-Llama-3.1-8B   | GSM8K           | 512 tokens     |
@@ -23,7 +23,7 @@ from ._checks import check_choice
 from .generation import DEFAULT_MAX_NEW_TOKENS
 from .judges import LLMJudge
 from .models import LoraSettings, ModelSettings, cpu_has_fast_bf16, load_model
-from .world.arithmetic import ArithmeticTask
+from .world.column_addition import ColumnAdditionTask
 from .world.chat import ChatWorld
 from .world.gsm8k import GSM8K, GSM8KTask
 from .world.reviews import REVIEW_PROMPTS, ReviewGold
@@ -39,8 +39,8 @@ class Profile:
     name: str
     text_model: str
     """The policy for the text world: a zoo name or a Hub id."""
-    arithmetic_model: str
-    """The policy for the verifiable-reward task."""
+    reasoning_model: str
+    """The policy for the verifiable task (chapter 09): tiny's writes its work column by column."""
     settings: ModelSettings
     """Precision, quantisation and adapters."""
     description: str
@@ -52,8 +52,14 @@ class Profile:
     """The world's gold reward model (a Hub id or directory); None with `prompts`: `ReviewGold`."""
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     """The response limit of the policies this profile loads (their `generation_config`)."""
-    verifiable: str | None = "arithmetic"
-    """The verifiable task: "arithmetic" (`world.arithmetic`), a GSM8K source (`world.gsm8k`), or None."""
+    verifiable: str | None = "columns"
+    """The verifiable task: "columns" (additions with written work, `world.column_addition`),
+    a GSM8K source (`world.gsm8k`), or None."""
+    reasoning_base_model: str | None = "tiny-columns-base-lm"
+    """A base model never fine-tuned on the task's format, for R1-Zero (chapter 09); None: none."""
+    reasoning_max_new_tokens: int | None = None
+    """The reasoning policies' response limit; None: the model's own (the zoo's written work
+    needs up to 59 characters, more than the text world's 24 tokens)."""
 
     def world(self, seed: int = 0):
         """The world this profile's chapters measure in (`survey_lib.world.World`): the tiny
@@ -65,21 +71,28 @@ class Profile:
 
     def verifiable_task(self, split: str = "test"):
         """The task with an exact checker (`verify(prompts, completions)`) for RL with
-        verifiable rewards: the tiny profile's additions, or GSM8K on the Hub profiles."""
+        verifiable rewards: the tiny profile's written additions, or GSM8K on the Hub profiles."""
         if self.verifiable is None:
-            raise ValueError(f"the {self.name} profile has no verifiable task yet (the reasoning chapter, issue 15, "
-                             "adds one); use the tiny profile's arithmetic or a Hub profile's GSM8K")
-        if self.verifiable == "arithmetic":
-            return ArithmeticTask()
+            raise ValueError(f"the {self.name} profile has no verifiable task yet; use the tiny profile's "
+                             "written additions or a Hub profile's GSM8K")
+        if self.verifiable == "columns":
+            return ColumnAdditionTask()
         return GSM8KTask.from_source(self.verifiable, split=split)
 
     def load(self, which: str = "text", **changes):
-        """(model, tokenizer) for the "text" or "arithmetic" policy, or the "judge", under this profile."""
-        models = {"text": self.text_model, "arithmetic": self.arithmetic_model, "judge": self.judge_model}
+        """(model, tokenizer) for the "text" or "reasoning" policy, the "reasoning-base" model
+        (R1-Zero's start) or the "judge", under this profile."""
+        models = {"text": self.text_model, "reasoning": self.reasoning_model,
+                  "reasoning-base": self.reasoning_base_model, "judge": self.judge_model}
         check_choice("which", which, models)
+        if models[which] is None:
+            raise ValueError(f"the {self.name} profile has no {which} model")
         model, tokenizer = load_model(models[which], self.settings, **changes)
         if changes.get("head", "causal-lm") == "causal-lm":
-            model.generation_config.max_new_tokens = self.max_new_tokens
+            if not which.startswith("reasoning"):
+                model.generation_config.max_new_tokens = self.max_new_tokens
+            elif self.reasoning_max_new_tokens is not None:
+                model.generation_config.max_new_tokens = self.reasoning_max_new_tokens
         return model, tokenizer
 
     def load_judge(self, **changes):
@@ -93,7 +106,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "tiny",
             "tiny-text-lm",
-            "tiny-arith-lm",
+            "tiny-columns-lm",
             ModelSettings(quantization="none", dtype="float32", device="cpu"),
             "CPU, offline: the embedded world and the tiny zoo, fp32 (the default)",
         ),
@@ -110,6 +123,7 @@ PROFILES: dict[str, Profile] = {
             prompts=str(REVIEW_PROMPTS),
             max_new_tokens=48,
             verifiable=None,
+            reasoning_base_model=None,
         ),
         Profile(
             "colab",
@@ -122,6 +136,8 @@ PROFILES: dict[str, Profile] = {
             gold="Skywork/Skywork-Reward-V2-Qwen3-0.6B",
             max_new_tokens=256,
             verifiable=GSM8K,
+            reasoning_base_model="Qwen/Qwen2.5-0.5B",
+            reasoning_max_new_tokens=256,
         ),
         Profile(
             "gpu",
@@ -134,6 +150,8 @@ PROFILES: dict[str, Profile] = {
             gold="Skywork/Skywork-Reward-V2-Llama-3.1-8B",
             max_new_tokens=512,
             verifiable=GSM8K,
+            reasoning_base_model="Qwen/Qwen2.5-7B",
+            reasoning_max_new_tokens=512,
         ),
     )
 }

@@ -61,6 +61,26 @@ def difference_interval(a, b, *, paired: bool, confidence: float = CONFIDENCE, r
     return _interval(a.mean() - b.mean(), resampled, confidence)
 
 
+def pass_at_k(correct, k: int) -> np.ndarray:
+    """The unbiased estimate of pass@k per problem (Chen et al. 2021, arXiv 2107.03374,
+    section 2.1): from n samples of which c are right, 1 - C(n - c, k) / C(n, k), the chance
+    that k samples drawn without replacement from the n include a right one (chapter 09).
+
+    `correct` is [problems, n] booleans; k <= n. Computed as 1 - prod_{i=n-c+1}^{n} (1 - k/i),
+    which never forms the large binomials."""
+    correct = np.asarray(correct, dtype=bool)
+    if correct.ndim != 2:
+        raise ValueError(f"correct must be [problems, samples], got shape {correct.shape}")
+    n = correct.shape[1]
+    check_range("k", k, 1, n)
+    c = correct.sum(1)
+    out = np.ones(len(c))
+    for row, right in enumerate(c):
+        if n - right >= k:  # otherwise every draw of k holds a right sample
+            out[row] = 1.0 - np.prod(1.0 - k / np.arange(n - right + 1, n + 1))
+    return out
+
+
 def _check_values(name: str, values) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.size == 0:

@@ -159,6 +159,23 @@ def check_08_dpo_analysis(m):
     assert all(f["online (on-policy rounds)"] < f[k] / 2 for k in ("offline, other policy's data", "offline, π_ref's data"))
 
 
+def check_09_reasoning_rl(m):
+    # every method of the family raises held-out accuracy over the SFT model (paired over problems)
+    gains = m["accuracy_gain"]
+    assert len(gains) == 7 and all(g["low"] > 0 for g in gains.values()), gains
+    # pass@k: RL raises pass@1 clearly; at the largest k the SFT model has caught up (both near 1)
+    (sft, rl) = m["pass_at_k"].values()
+    largest = max(sft, key=int)
+    assert rl["1"] > sft["1"] + 0.1 and sft[largest] > 0.95 and abs(rl[largest] - sft[largest]) < 0.05
+    # the policy's entropy on its own answers falls by a fifth or more under every method
+    assert all(e["end"] < 0.8 * e["start"] for e in m["entropy"].values()), m["entropy"]
+    # R1-Zero from a base that rarely writes work: below SFT-then-RL, and the format not learnt in this budget
+    r1 = m["r1_zero"]
+    assert r1["sft_then_rl_minus_r1_zero"]["low"] > 0 and r1["r1_zero"]["worked"] < 0.25
+    # Kimi's length reward shortens the answers (an interval over the answers)
+    assert m["length_penalty"]["length_change"]["high"] < 0
+
+
 CHECKS = {  # slug -> (bands, wall-time budget in s)
     "01_rl_basics": (check_01_rl_basics, 60),
     "03_reward_models": (check_03_reward_models, 120),
@@ -166,6 +183,7 @@ CHECKS = {  # slug -> (bands, wall-time budget in s)
     "05_rlaif": (check_05_rlaif, 120),
     "07_dpo_variants": (check_07_dpo_variants, 120),
     "08_dpo_analysis": (check_08_dpo_analysis, 120),
+    "09_reasoning_rl": (check_09_reasoning_rl, 120),
 }
 PEAK_RSS_MB = 1536
 BUDGET_MACHINE_SECONDS = 1.25

@@ -221,6 +221,7 @@ def test_informative_groups_are_those_with_unequal_rewards():
     ({"loss_type": "cispo", "epsilon_high": 0.5}, "epsilon_high"),
     ({"overlong_buffer_len": 10, "max_new_tokens": 8}, "overlong_buffer_len"),
     ({"max_sampling_rounds": 0}, "max_sampling_rounds"),
+    ({"length_reward_coef": -0.1}, "length_reward_coef"),
 ])
 def test_bad_settings_name_the_parameter(changes, name):
     with pytest.raises(ValueError, match=name):
@@ -308,3 +309,28 @@ def test_every_recipe_trains_on_the_zoo(zoo, name):
     assert [h["step"] for h in history] == [0, 1]
     assert all(math.isfinite(h[k]) for h in history for k in ("loss", "entropy", "clipfrac", "score"))
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_the_length_reward_switch_adds_kimis_reward_to_the_score(zoo, monkeypatch):
+    """With length_reward_coef = 0.5, the scores GRPO normalises are the reward plus half of
+    `kimi_length_reward` on the rollout's lengths, rightness read from the reward."""
+    import survey_lib.online_rl as online_rl
+
+    model, tok = zoo
+    seen = []
+    monkeypatch.setattr(online_rl, "group_advantages", lambda scores, k, **kw: seen.append(scores) or group_advantages(scores, k, **kw))
+    rollouts_seen = []
+    original = online_rl.OnlineRun.rollout
+
+    def rollout(self):
+        rollouts, scores = original(self)
+        rollouts_seen.append((rollouts, scores))
+        return rollouts, scores
+
+    monkeypatch.setattr(online_rl.OnlineRun, "rollout", rollout)
+    config = GroupConfig(steps=1, batch_size=8, num_generations=4, max_new_tokens=8, beta=0.0, length_reward_coef=0.5)
+    reward = lambda p, c: np.array([float(len(x.split()) % 2) for x in c])  # right or wrong by parity
+    train_group_policy(model, config, PROMPTS, tokenizer=tok, reward=reward, method="grpo")
+    (rollouts, raw), = rollouts_seen
+    lengths = rollouts.response_mask.sum(-1)
+    torch.testing.assert_close(seen[0], raw + 0.5 * kimi_length_reward(raw > 0, lengths, 4))

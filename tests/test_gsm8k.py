@@ -59,9 +59,22 @@ def test_bad_rows_and_an_offline_hub_id_say_what_to_do(tmp_path):
 
 def test_profiles_name_their_verifiable_task():
     from survey_lib.profiles import get_profile
-    from survey_lib.world.arithmetic import ArithmeticTask
+    from survey_lib.world.column_addition import ColumnAdditionTask
 
-    assert isinstance(get_profile("tiny").verifiable_task(), ArithmeticTask)
+    assert isinstance(get_profile("tiny").verifiable_task(), ColumnAdditionTask)
     assert get_profile("colab").verifiable == get_profile("gpu").verifiable == "openai/gsm8k"
     with pytest.raises(ValueError, match="small profile has no verifiable task yet"):
         get_profile("small").verifiable_task()
+
+
+def test_the_tiny_reasoning_models_keep_the_response_limit_their_work_needs():
+    from survey_lib.profiles import get_profile
+    from survey_lib.world.column_addition import ColumnAdditionTask
+
+    tiny = get_profile("tiny")
+    for which in ("reasoning", "reasoning-base"):
+        model, _ = tiny.load(which)
+        assert model.generation_config.max_new_tokens > ColumnAdditionTask().max_response_length
+    assert tiny.load("text")[0].generation_config.max_new_tokens == tiny.max_new_tokens
+    with pytest.raises(ValueError, match="small profile has no reasoning-base model"):
+        get_profile("small").load("reasoning-base")

@@ -1,8 +1,9 @@
-"""survey_lib.stats: bootstrap intervals cover what they claim, pair when asked, fail loudly."""
+"""survey_lib.stats: bootstrap intervals cover what they claim, pair when asked, fail loudly; pass@k
+against counting every subset."""
 import numpy as np
 import pytest
 
-from survey_lib.stats import difference_interval, mean_interval
+from survey_lib.stats import difference_interval, mean_interval, pass_at_k
 
 
 def test_a_95_percent_interval_covers_the_true_mean_about_95_percent_of_the_time():
@@ -43,3 +44,19 @@ def test_intervals_are_reproducible_and_bad_input_is_named():
         difference_interval([1.0, 2.0], [1.0], paired=True)
     with pytest.raises(ValueError, match="confidence"):
         mean_interval(values, confidence=1.0)
+
+
+def test_pass_at_k_is_the_chance_that_k_of_the_n_samples_include_a_right_one():
+    """Against the count over every k-subset of the n samples, and its two ends: pass@1 is
+    the share right, pass@n is whether any is."""
+    from itertools import combinations
+
+    rng = np.random.default_rng(0)
+    correct = rng.random((20, 7)) < rng.random((20, 1))
+    for k in range(1, 8):
+        brute = [np.mean([row[list(s)].any() for s in combinations(range(7), k)]) for row in correct]
+        np.testing.assert_allclose(pass_at_k(correct, k), brute, atol=1e-12)
+    np.testing.assert_allclose(pass_at_k(correct, 1), correct.mean(1))
+    np.testing.assert_array_equal(pass_at_k(correct, 7), correct.any(1))
+    with pytest.raises(ValueError, match="k must satisfy"):
+        pass_at_k(correct, 8)
