@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ._checks import check_range, check_type
 from .checkpoints import TrainingLoop, epoch_batch
 from .models import load_model
-from .preference_data import PreferenceDataError, validate_preference_rows
+from .preference_data import PreferenceDataError, prepare_rows, validate_preference_rows
 from .sequences import encode_completions, model_max_length, pad, truncate_left
 
 
@@ -190,43 +190,72 @@ def _margins(rows: list[dict]) -> torch.Tensor | None:
     return torch.tensor([float(r["margin"]) for r in rows])
 
 
+def pointwise_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-mean[y log sigmoid(r) + (1 - y) log sigmoid(-r)]: a reward model read as the
+    probability that a response is good (right), fitted to labelled single responses, as the
+    outcome verifiers of Cobbe et al. (2021, arXiv 2110.14168) and the per-step classifiers
+    of process reward models (Lightman et al. 2023, arXiv 2305.20050). Chapter 09."""
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores and labels differ in shape: {tuple(scores.shape)} vs {tuple(labels.shape)}")
+    return F.binary_cross_entropy_with_logits(scores, labels.float())
+
+
 def train_reward_model(model, config: RewardConfig | None, rows: list[dict], *, tokenizer, progress: bool = False) -> RewardModel:
-    """Fit a Bradley-Terry reward model on preference rows (chapter 03).
+    """Fit a reward model on preference rows (chapter 03), or on labelled single responses
+    (chapter 09's outcome and process reward models).
 
     Args:
         model: a sequence-classification model with one label, e.g. from
             `load_model(name, head="reward")` (on a GPU profile: a 4-bit base with LoRA).
         config: a `RewardConfig` (None: the defaults).
-        rows: TRL-format preference rows (see `survey_lib.preference_data`); with a
-            "margin" field on every row, Llama 2's margin loss is used, as TRL does.
+        rows: TRL-format preference rows (see `survey_lib.preference_data`), fitted with the
+            Bradley-Terry loss; with a "margin" field on every row, Llama 2's margin loss is
+            used, as TRL does. Or rows in TRL's unpaired format, {"prompt", "completion",
+            "label"} with a bool label, fitted with `pointwise_loss`.
         tokenizer: the model's tokenizer.
 
-    Returns a `RewardModel` whose `history` holds each step's loss and accuracy.
+    Returns a `RewardModel` whose `history` holds each step's loss and accuracy (pairs
+    ordered right, or labels predicted right).
     """
     config = config or RewardConfig()
-    rows = validate_preference_rows(rows)
-    margins = _margins(rows)
+    pointwise = bool(rows) and all(isinstance(r, dict) and "label" in r and "chosen" not in r for r in rows)
+    rows = prepare_rows(rows, "unpaired", tokenizer) if pointwise else validate_preference_rows(rows)
     max_length = model_max_length(model, config.max_length)
     prompts = [r["prompt"] for r in rows]
     encode = lambda side: truncate_left([ids for ids, _ in encode_completions(tokenizer, prompts, [r[side] for r in rows])],  # noqa: E731
                                         max_length, f"{side} sequences")
-    chosen, rejected = encode("chosen"), encode("rejected")
     reward_model = RewardModel(model, tokenizer, max_length=max_length)
-    n, batch = len(rows), min(config.batch_size, len(rows))
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    loop = TrainingLoop(model, optimizer, config, chosen, rejected, margins)
-    model.train()
-    for step in loop.steps(max(config.epochs * math.ceil(n / batch), config.min_steps), "reward model", progress):
-        index = epoch_batch(step, n, batch, config.seed)
+    if pointwise:
+        sequences, labels = encode("completion"), torch.tensor([r["label"] for r in rows])
+        data = (sequences, labels)
+    else:
+        chosen, rejected, margins = encode("chosen"), encode("rejected"), _margins(rows)
+        data = (chosen, rejected, margins)
+
+    def step_loss(index) -> tuple[torch.Tensor, float]:
+        """The batch's loss and accuracy."""
+        if pointwise:
+            scores = reward_model.forward([sequences[i] for i in index]).float()
+            target = labels[index].to(scores.device)
+            return pointwise_loss(scores, target), ((scores > 0) == target).float().mean().item()
         scores = reward_model.forward([chosen[i] for i in index] + [rejected[i] for i in index]).float()
         r_chosen, r_rejected = scores[: len(index)], scores[len(index) :]
         loss = bradley_terry_loss(r_chosen, r_rejected, None if margins is None else margins[index].to(scores.device))
         if config.center_rewards_coefficient:
             loss = loss + config.center_rewards_coefficient * ((r_chosen + r_rejected) ** 2).mean()
+        return loss, (r_chosen > r_rejected).float().mean().item()
+
+    n, batch = len(rows), min(config.batch_size, len(rows))
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    loop = TrainingLoop(model, optimizer, config, *data)
+    model.train()
+    for step in loop.steps(max(config.epochs * math.ceil(n / batch), config.min_steps), "reward model", progress):
+        index = epoch_batch(step, n, batch, config.seed)
+        loss, accuracy = step_loss(index)
         loop.update(loss, step, rows=index, max_grad_norm=config.max_grad_norm)
-        loop.record(step, {"step": step, "loss": loss.item(), "accuracy": (r_chosen > r_rejected).float().mean().item()})
+        loop.record(step, {"step": step, "loss": loss.item(), "accuracy": accuracy})
     model.eval()
     reward_model.history = loop.history
     return reward_model

@@ -61,6 +61,20 @@ def test_the_checker_reads_the_last_answer_and_the_format_check_wants_work(compl
     assert ColumnAdditionTask.well_formed([completion])[0] == formed
 
 
+@pytest.mark.parametrize("completion, labels", [
+    ("7+5=12,4+8+1=13>132", [True, True, True]),
+    ("7+5=12,4+8=12~4+8+1=13>132", [True, False, True, True]),  # a forgotten carry, repaired
+    ("7+5=12,4+8=12>122", [True, False, False]),  # ... carried into the answer
+    ("7+5=13,4+8+1=13>132", [False, True, True]),  # a slip; the next column's carry is still due
+    ("7+5=12,4+8+1=13,0+0+1=1>132", [True, True, False, True]),  # a column the problem does not have
+    (">132", [True]), (">122", [False]), ("", []),
+])
+def test_step_labels_check_each_column_against_the_true_one(completion, labels):
+    prefixes, got = ColumnAdditionTask().step_labels("47+85=", completion)
+    assert got == labels and len(prefixes) == len(labels)
+    assert all(completion.startswith(p) for p in prefixes) and (not prefixes or prefixes[-1] == completion)
+
+
 def test_bad_rates_and_lengths_are_named():
     with pytest.raises(ValueError, match="slip_rate"):
         ColumnAdditionTask(slip_rate=1.5)

@@ -199,3 +199,22 @@ def test_every_step_clips_the_gradient_norm_as_configured(monkeypatch, max_grad_
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm, **k: clips.append(max_norm) or clip(params, max_norm, **k))
     rm = fit(reward_head(), ROWS, replace(FAST, min_steps=3, epochs=1, max_grad_norm=max_grad_norm))
     assert clips == ([1.0] * len(rm.history) if max_grad_norm else [])
+
+
+# ----- pointwise: labelled single responses (chapter 09's outcome and process reward models)
+
+
+def test_pointwise_loss_is_the_binary_cross_entropy_of_the_score():
+    scores, labels = torch.tensor([2.0, -1.0, 0.0]), torch.tensor([True, False, False])
+    expected = np.mean([math.log1p(math.exp(-2.0)), math.log1p(math.exp(-1.0)), math.log(2)])
+    assert reward_models.pointwise_loss(scores, labels).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_unpaired_rows_train_a_pointwise_model_that_scores_good_above_bad():
+    rows = [{"prompt": r["prompt"], "completion": r[side], "label": side == "chosen"} for r in ROWS for side in ("chosen", "rejected")]
+    model = fit(reward_head(), rows, FAST)
+    scores = model([r["prompt"] for r in rows], [r["completion"] for r in rows])
+    labels = np.array([r["label"] for r in rows])
+    assert ((scores > 0) == labels).mean() > 0.9 and model.history[-1]["accuracy"] > 0.9
+    with pytest.raises(PreferenceDataError, match="row 0: 'label' must be True"):
+        fit(reward_head(), [{**rows[0], "label": 1}], FAST)

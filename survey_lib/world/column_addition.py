@@ -149,6 +149,30 @@ class ColumnAdditionTask(Additions):
             rewards[i] = float(cls.answer(c) == int(a) + int(b))
         return rewards
 
+    def step_labels(self, prompt: str, completion: str) -> tuple[list[str], list[bool]]:
+        """The completion cut after each of its steps (each written column, a repair included,
+        then the answer), and whether each step is right by the exact checker: a column must
+        be the true column of its place (the operands' digits, the carry truly due, their
+        sum), the answer the true sum. The labels of a process reward model (Lightman et al.
+        2023, arXiv 2305.20050), here exact rather than annotated (chapter 09)."""
+        a, b = map(int, prompt.rstrip("=").split("+"))
+        width = max(len(str(a)), len(str(b)))
+        xs, ys = [int(d) for d in str(a).zfill(width)[::-1]], [int(d) for d in str(b).zfill(width)[::-1]]
+        truth, carry = [], 0
+        for x, y in zip(xs, ys):
+            truth.append(column(x, y, carry, x + y + carry))
+            carry = (x + y + carry) // 10
+        prefixes, labels, place = [], [], 0
+        for match in re.finditer(rf"([,{REPAIR}]?)({_COLUMN})|{ANSWER}(\d+)", completion):
+            if match.group(3) is not None:
+                right = int(match.group(3)) == a + b
+            else:
+                place += match.group(1) == ","
+                right = place < len(truth) and match.group(2) == truth[place]
+            prefixes.append(completion[: match.end()])
+            labels.append(bool(right))
+        return prefixes, labels
+
     @staticmethod
     def well_formed(completions: list[str]) -> np.ndarray:
         """1.0 where the completion is written work (at least one column) then ">" and a
