@@ -31,11 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_range, check_type
+from ._checks import check_choice, check_range, check_type
 from .checkpoints import TrainingLoop, epoch_batch
 from .models import load_model
 from .preference_data import PreferenceDataError, prepare_rows, validate_preference_rows
-from .sequences import encode_completions, model_max_length, pad, truncate_left
+from .sequences import encode_completions, encode_prompts, model_max_length, pad, truncate_left
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -259,3 +259,90 @@ def train_reward_model(model, config: RewardConfig | None, rows: list[dict], *, 
     model.eval()
     reward_model.history = loop.history
     return reward_model
+
+
+class ProcessRewardModel:
+    """A process reward model (chapter 09): the probability that each step of a solution is
+    right, read at the step's last token from one forward pass over the whole solution
+    (Lightman et al. 2023, arXiv 2305.20050; the layout of TRL's `PRMTrainer`: each step
+    tokenized on its own, the steps concatenated after the prompt).
+
+    `steps` are the solution cut into its steps, whose concatenation is the solution. A
+    solution's score is the log-probability that its weakest step is right (`aggregate=
+    "min"`) or that every step is (`"product"`, Lightman et al.'s); one with no step scores -inf.
+    """
+
+    def __init__(self, model, tokenizer, *, history: list | None = None):
+        self.model, self.tokenizer, self.history = model, tokenizer, history or []
+
+    def encode(self, prompts: list, steps: list[list[str]]) -> tuple[list[list[int]], list[list[int]]]:
+        """Token ids of each prompt and its steps, and the position of each step's last token."""
+        if len(prompts) != len(steps):
+            raise ValueError(f"got {len(prompts)} prompts but {len(steps)} step lists")
+        sequences, ends = [], []
+        for prompt_ids, parts in zip(encode_prompts(self.tokenizer, prompts), steps):
+            ids, where = list(prompt_ids), []
+            for part in parts:
+                ids += self.tokenizer(part, add_special_tokens=False)["input_ids"]
+                where.append(len(ids) - 1)
+            sequences.append(ids)
+            ends.append(where)
+        return sequences, ends
+
+    def position_scores(self, sequences: list[list[int]]) -> torch.Tensor:
+        """The head's score at every position: [B, T], with gradients if enabled."""
+        batch = pad(sequences, self.tokenizer.pad_token_id, self.model.device)
+        hidden = self.model.model(**batch).last_hidden_state
+        return self.model.score(hidden).squeeze(-1)
+
+    @torch.no_grad()
+    def step_scores(self, prompts: list, steps: list[list[str]], *, batch_size: int = 256) -> list[np.ndarray]:
+        """The logit that each step is right, per solution."""
+        sequences, ends = self.encode(prompts, steps)
+        self.model.eval()
+        out = []
+        for start in range(0, len(sequences), batch_size):
+            scores = self.position_scores(sequences[start : start + batch_size]).float().cpu()
+            out += [scores[row, ends[start + row]].numpy().astype(np.float64) for row in range(scores.shape[0])]
+        return out
+
+    def score(self, prompts: list, steps: list[list[str]], *, aggregate: str = "min") -> np.ndarray:
+        """Each solution's log-probability that its weakest step (or every step) is right."""
+        check_choice("aggregate", aggregate, ("min", "product"))
+        logs = [-np.logaddexp(0, -s) for s in self.step_scores(prompts, steps)]
+        reduce = np.min if aggregate == "min" else np.sum
+        return np.array([reduce(x) if len(x) else -np.inf for x in logs])
+
+
+def train_process_reward_model(model, config: RewardConfig | None, rows: list[dict], *, tokenizer,
+                               progress: bool = False) -> ProcessRewardModel:
+    """Fit a process reward model on TRL's stepwise-supervision rows, {"prompt", "completions":
+    the steps, "labels": one bool per step}, with `pointwise_loss` at each step's last token
+    (chapter 09). `model` has a one-label scoring head, as `load_model(name, head="reward")`."""
+    config = config or RewardConfig()
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("completions"), list) or \
+                not isinstance(row.get("labels"), list) or len(row["labels"]) != len(row["completions"]):
+            raise PreferenceDataError(f"row {i}: a stepwise row needs 'completions' (the steps) and one bool in "
+                                      f"'labels' per step, got {row!r}")
+    prm = ProcessRewardModel(model, tokenizer)
+    sequences, ends = prm.encode([r["prompt"] for r in rows], [r["completions"] for r in rows])
+    labels = [torch.tensor(r["labels"], dtype=torch.float32) for r in rows]
+    n, batch = len(rows), min(config.batch_size, len(rows))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    loop = TrainingLoop(model, optimizer, config, sequences, ends)
+    model.train()
+    for step in loop.steps(max(config.epochs * math.ceil(n / batch), config.min_steps), "process reward model", progress):
+        index = epoch_batch(step, n, batch, config.seed)
+        scores = prm.position_scores([sequences[i] for i in index]).float()
+        rows_at = torch.tensor([r for r, i in enumerate(index) for _ in ends[i]], dtype=torch.long)
+        cols_at = torch.tensor([e for i in index for e in ends[i]], dtype=torch.long)
+        picked = scores[rows_at.to(scores.device), cols_at.to(scores.device)]
+        target = torch.cat([labels[i] for i in index]).to(scores.device)
+        loss = pointwise_loss(picked, target)
+        loop.update(loss, step, rows=index, max_grad_norm=config.max_grad_norm)
+        loop.record(step, {"step": step, "loss": loss.item(), "accuracy": ((picked > 0) == target.bool()).float().mean().item()})
+    model.eval()
+    prm.history = loop.history
+    return prm

@@ -81,6 +81,18 @@ def pass_at_k(correct, k: int) -> np.ndarray:
     return out
 
 
+def best_of_n_accuracy(correct, scores, n: int) -> np.ndarray:
+    """Per problem, how often the highest-scored of n samples is right: the samples ([problems,
+    N], N a multiple of n) are cut into N / n disjoint groups of n and the groups averaged, so
+    that every sample is used (chapter 09's process vs outcome reward models)."""
+    correct, scores = np.asarray(correct, dtype=float), np.asarray(scores, dtype=float)
+    if correct.shape != scores.shape or correct.ndim != 2 or correct.shape[1] % n:
+        raise ValueError(f"correct {correct.shape} and scores {scores.shape} must be [problems, N] with N a multiple of n={n}")
+    groups = correct.shape[1] // n
+    pick = scores.reshape(len(scores), groups, n).argmax(-1)
+    return np.take_along_axis(correct.reshape(len(correct), groups, n), pick[..., None], -1)[..., 0].mean(1)
+
+
 def _check_values(name: str, values) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.size == 0:

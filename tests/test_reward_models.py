@@ -218,3 +218,47 @@ def test_unpaired_rows_train_a_pointwise_model_that_scores_good_above_bad():
     assert ((scores > 0) == labels).mean() > 0.9 and model.history[-1]["accuracy"] > 0.9
     with pytest.raises(PreferenceDataError, match="row 0: 'label' must be True"):
         fit(reward_head(), [{**rows[0], "label": 1}], FAST)
+
+
+# ----- process reward models (chapter 09)
+
+
+def _stepwise_rows(n: int, seed: int = 0):
+    from survey_lib.world.column_addition import ColumnAdditionTask
+
+    task = ColumnAdditionTask(shortcut_rate=0.0, forget_carry_rate=0.5)
+    rows = []
+    for prompt, completion in task.corpus(n, np.random.default_rng(seed)):
+        steps, labels = task.step_labels(prompt, completion)
+        rows.append({"prompt": prompt, "completions": steps, "labels": labels})
+    return rows
+
+
+def test_a_step_is_scored_at_its_last_token_as_the_prefix_alone_would_be():
+    """One pass over the whole solution gives at each step's end the score of a pass over the
+    solution cut there (the model is causal), and the cut is where the step ends."""
+    model, tok = load_model("tiny-columns-lm", head="reward")
+    prm = reward_models.ProcessRewardModel(model, tok)
+    row = _stepwise_rows(1, seed=3)[0]
+    (sequence,), (ends,) = prm.encode([row["prompt"]], [row["completions"]])
+    whole = prm.step_scores([row["prompt"]], [row["completions"]])[0]
+    for k, end in enumerate(ends):
+        assert tok.decode(sequence[: end + 1]) == row["prompt"] + "".join(row["completions"][: k + 1])
+        with torch.no_grad():
+            alone = prm.position_scores([sequence[: end + 1]])[0, -1].item()
+        assert whole[k] == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_process_reward_model_learns_which_steps_are_wrong():
+    model, tok = load_model("tiny-columns-lm", head="reward")
+    rows = _stepwise_rows(256)
+    prm = reward_models.train_process_reward_model(model, RewardConfig(epochs=3, batch_size=32, learning_rate=1e-3),
+                                                   rows, tokenizer=tok)
+    held = _stepwise_rows(128, seed=1)
+    scores = prm.step_scores([r["prompt"] for r in held], [r["completions"] for r in held])
+    predicted, labels = np.concatenate(scores) > 0, np.concatenate([r["labels"] for r in held])
+    assert (predicted == labels).mean() > 0.85 and (~predicted[~labels]).mean() > 0.5  # finds most wrong steps
+    worst = prm.score([r["prompt"] for r in held], [r["completions"] for r in held])
+    assert worst[np.array([all(r["labels"]) for r in held])].mean() > worst[np.array([not all(r["labels"]) for r in held])].mean()
+    with pytest.raises(PreferenceDataError, match="row 0: a stepwise row"):
+        reward_models.train_process_reward_model(model, None, [{"prompt": "1+1=", "completions": ["1+1=2"]}], tokenizer=tok)

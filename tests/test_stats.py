@@ -3,7 +3,7 @@ against counting every subset."""
 import numpy as np
 import pytest
 
-from survey_lib.stats import difference_interval, mean_interval, pass_at_k
+from survey_lib.stats import best_of_n_accuracy, difference_interval, mean_interval, pass_at_k
 
 
 def test_a_95_percent_interval_covers_the_true_mean_about_95_percent_of_the_time():
@@ -60,3 +60,13 @@ def test_pass_at_k_is_the_chance_that_k_of_the_n_samples_include_a_right_one():
     np.testing.assert_array_equal(pass_at_k(correct, 7), correct.any(1))
     with pytest.raises(ValueError, match="k must satisfy"):
         pass_at_k(correct, 8)
+
+
+def test_best_of_n_picks_the_top_score_in_each_group_of_n():
+    correct = np.array([[1, 0, 0, 1], [0, 0, 1, 0]])
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [3.0, 1.0, 2.0, 0.0]])
+    np.testing.assert_allclose(best_of_n_accuracy(correct, scores, 1), correct.mean(1))
+    np.testing.assert_allclose(best_of_n_accuracy(correct, scores, 2), [0.5, 0.5])  # picks (1, 3) and (0, 2)
+    np.testing.assert_allclose(best_of_n_accuracy(correct, scores, 4), [0.0, 0.0])
+    with pytest.raises(ValueError, match="multiple of n=3"):
+        best_of_n_accuracy(correct, scores, 3)

@@ -150,8 +150,9 @@ class ColumnAdditionTask(Additions):
         return rewards
 
     def step_labels(self, prompt: str, completion: str) -> tuple[list[str], list[bool]]:
-        """The completion cut after each of its steps (each written column, a repair included,
-        then the answer), and whether each step is right by the exact checker: a column must
+        """The completion cut into its steps (each written column with the "," or "~" before
+        it, then the answer; text the format does not know is left out), and whether each
+        step is right by the exact checker: a column must
         be the true column of its place (the operands' digits, the carry truly due, their
         sum), the answer the true sum. The labels of a process reward model (Lightman et al.
         2023, arXiv 2305.20050), here exact rather than annotated (chapter 09)."""
@@ -162,16 +163,16 @@ class ColumnAdditionTask(Additions):
         for x, y in zip(xs, ys):
             truth.append(column(x, y, carry, x + y + carry))
             carry = (x + y + carry) // 10
-        prefixes, labels, place = [], [], 0
+        steps, labels, place = [], [], 0
         for match in re.finditer(rf"([,{REPAIR}]?)({_COLUMN})|{ANSWER}(\d+)", completion):
             if match.group(3) is not None:
                 right = int(match.group(3)) == a + b
             else:
                 place += match.group(1) == ","
                 right = place < len(truth) and match.group(2) == truth[place]
-            prefixes.append(completion[: match.end()])
+            steps.append(match.group(0))
             labels.append(bool(right))
-        return prefixes, labels
+        return steps, labels
 
     @staticmethod
     def well_formed(completions: list[str]) -> np.ndarray:
