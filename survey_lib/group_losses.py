@@ -20,6 +20,9 @@ Reward shaping that some recipes add: DAPO's soft overlong penalty (`overlong_pe
 Kimi k1.5's length reward (`kimi_length_reward`) and DAPO's dynamic sampling, which keeps
 only groups whose rewards differ (`informative_groups`).
 
+The masked mean and whitening over a batch's response tokens (`masked_mean`,
+`masked_whiten`) live here too, shared with PPO (`survey_lib.ppo`).
+
 The names of the settings are TRL's (`GRPOConfig`: loss_type, epsilon, epsilon_high,
 importance_sampling_level, scale_rewards, beta), and tests check `group_policy_loss` against
 TRL's `GRPOTrainer._compute_loss` on the same batch for every loss type and level.
@@ -42,6 +45,26 @@ def _groups(x: torch.Tensor, k: int) -> torch.Tensor:
     if x.dim() != 1 or x.numel() % k:
         raise ValueError(f"expected one value per response in groups of k={k} adjacent rows, got shape {tuple(x.shape)}")
     return x.view(-1, k)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+    return (x * mask).sum(dim) / mask.sum(dim).clamp_min(1)
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, *, shift_mean: bool = True) -> torch.Tensor:
+    """(x - mean) / std over the unmasked entries; with shift_mean=False the mean is put back
+    (reward whitening keeps the rewards' sign, Huang et al. 2024, 2403.17031).
+
+    The variance is the population one, divided by the number n of unmasked entries, as in
+    Huang et al.'s code (summarize_from_feedback_details: a variance with unbiased=False).
+    TRL's `masked_whiten` divides by n - 1, so its (x - mean) / std is sqrt((n - 1) / n) times
+    ours, smaller by 1 - sqrt(1 - 1/n) ~ 1/(2n): 5.0e-4 relative for a batch of n = 1,000
+    tokens, less for larger ones. Negligible, and changing it would move every PPO number of
+    chapter 04."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    white = (x - mean) * torch.rsqrt(var + 1e-8)
+    return (white if shift_mean else white + mean) * mask
 
 
 # ------------------------------------------------------------------ advantages
@@ -83,11 +106,7 @@ def reinforce_pp_advantages(rewards: torch.Tensor, kl: torch.Tensor, mask: torch
     grouped = _groups(rewards, k)
     centred = (grouped - grouped.mean(1, keepdim=True)).view(-1) if k > 1 else rewards
     penalty = (beta * kl * mask).flip(-1).cumsum(-1).flip(-1)  # sum over s >= t
-    returns = (centred[:, None] - penalty) * mask
-    n = mask.sum().clamp_min(1)
-    mean = returns.sum() / n
-    var = (((returns - mean) * mask) ** 2).sum() / n
-    return (returns - mean) * torch.rsqrt(var + 1e-8) * mask
+    return masked_whiten((centred[:, None] - penalty) * mask, mask)
 
 
 # ------------------------------------------------------------------ reward shaping

@@ -39,8 +39,8 @@ from ._checks import check_choice, check_range, check_type
 from .checkpoints import TrainingLoop
 from .generation import Rollouts, generate_rollouts, response_limit
 from .group_losses import (IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SCALE_REWARDS, group_advantages, group_policy_loss,
-                           informative_groups, kimi_length_reward, overlong_penalty, reinforce_pp_advantages,
-                           rloo_advantages, rloo_loss)
+                           informative_groups, kimi_length_reward, masked_mean, overlong_penalty,
+                           reinforce_pp_advantages, rloo_advantages, rloo_loss)
 from .models import frozen_reference, keep_4bit_weights_differentiable
 
 RewardFunction = Callable[[list, list], "np.ndarray"]
@@ -233,26 +233,6 @@ def token_logprobs(model, rollouts: Rollouts, temperature: float, *, with_entrop
     with torch.no_grad():
         entropy = torch.stack([-(row.exp() * row).sum(-1) for row in logprobs.detach()])
     return chosen, entropy
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
-    return (x * mask).sum(dim) / mask.sum(dim).clamp_min(1)
-
-
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, *, shift_mean: bool = True) -> torch.Tensor:
-    """(x - mean) / std over the unmasked entries; with shift_mean=False the mean is put back
-    (reward whitening keeps the rewards' sign, Huang et al. 2024, 2403.17031).
-
-    The variance is the population one, divided by the number n of unmasked entries, as in
-    Huang et al.'s code (summarize_from_feedback_details: a variance with unbiased=False).
-    TRL's `masked_whiten` divides by n - 1, so its (x - mean) / std is sqrt((n - 1) / n) times
-    ours, smaller by 1 - sqrt(1 - 1/n) ~ 1/(2n): 5.0e-4 relative for a batch of n = 1,000
-    tokens, less for larger ones. Negligible, and changing it would move every PPO number of
-    chapter 04."""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
-    white = (x - mean) * torch.rsqrt(var + 1e-8)
-    return (white if shift_mean else white + mean) * mask
 
 
 class OnlineRun:

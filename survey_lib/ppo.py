@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from ._checks import check_range, check_type
-from .online_rl import OnlineConfig, OnlineResult, OnlineRun, RewardFunction, masked_mean, masked_whiten, response_outputs, token_logprobs
+from .group_losses import masked_mean, masked_whiten
+from .online_rl import OnlineConfig, OnlineResult, OnlineRun, RewardFunction, response_outputs, token_logprobs
 
 
 @dataclass(frozen=True)

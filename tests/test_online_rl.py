@@ -400,7 +400,7 @@ def test_best_of_n_sweep_needs_divisors_of_the_largest_n(tok, ns):
 def test_masked_whiten_divides_by_the_population_std():
     """Real entries [1, 2, 3, 6]: mean 3, population variance (4 + 1 + 0 + 9) / 4 = 3.5 (not the
     unbiased 14 / 3); the padded 100 is ignored and comes back 0."""
-    from survey_lib.online_rl import masked_whiten
+    from survey_lib.group_losses import masked_whiten
 
     x, mask = torch.tensor([[1.0, 2.0, 3.0], [6.0, 100.0, 100.0]]), torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
     white = (torch.tensor([[-2.0, -1.0, 0.0], [3.0, 0.0, 0.0]]) / math.sqrt(3.5 + 1e-8)) * mask

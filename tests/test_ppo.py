@@ -13,7 +13,8 @@ import torch
 from survey_lib import online_rl
 from survey_lib.generation import generate_rollouts
 from survey_lib.models import LoraSettings, ModelSettings, load_model
-from survey_lib.online_rl import masked_whiten, token_logprobs
+from survey_lib.group_losses import masked_whiten
+from survey_lib.online_rl import token_logprobs
 from survey_lib.ppo import (
     AdaptiveKLController,
     PPOConfig,
